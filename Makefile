@@ -1,0 +1,96 @@
+# hostprep.container_host: one entry point for set-up, tests and the demo.
+# On a fresh Debian 12 machine as root: `make test`, then `make demo`.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+BUILD := $(CURDIR)/.build
+# A symlinked collection tree for ansible-playbook / pytest, and a copy for
+# ansible-test, which must run from inside ansible_collections/NS/NAME.
+LINKROOT := $(BUILD)/link
+SANITYROOT := $(BUILD)/sanity
+SANITYCOLL := $(SANITYROOT)/ansible_collections/hostprep/container_host
+APT_PACKAGES := python3 python3-venv python3-dev gcc iproute2 iputils-ping iputils-tracepath rsync git procps
+export ANSIBLE_COLLECTIONS_PATH := $(LINKROOT)
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export PATH := $(BIN):$(PATH)
+
+# `timed NAME cmd...` prints how long each step took, so slow steps show in CI logs.
+timed = start=$$(date +%s); echo "==> $(1)"; $(2); echo "==> $(1): $$(( $$(date +%s) - start )) s"
+
+.PHONY: help deps apt venv link test sanity units lint integration demo demo-down bench clean
+
+help:
+	@echo "make test   install what is needed (apt, PyPI) and run sanity, units, lint, integration"
+	@echo "make demo   build a disposable netns lab, converge the storage network, show the report"
+	@echo "make bench  run the benchmarks under bench/ (figures go to docs/benchmarks.md)"
+
+deps: apt venv link
+
+apt:
+	@missing=""
+	for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done
+	if [ -n "$$missing" ]; then
+	  echo "==> installing Debian packages:$$missing"
+	  [ "$$(id -u)" = 0 ] || { echo "installing$$missing needs root"; exit 1; }
+	  timeout 900 apt-get update -qq || { echo "apt-get update failed: check the Debian mirror"; exit 1; }
+	  DEBIAN_FRONTEND=noninteractive timeout 1800 apt-get install -y -qq --no-install-recommends $$missing >/dev/null || { echo "apt-get install$$missing failed"; exit 1; }
+	fi
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements-test.txt requirements.txt
+	@$(call timed,venv,$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --disable-pip-version-check -r requirements-test.txt -r requirements.txt)
+	touch $@
+
+link:
+	@mkdir -p $(LINKROOT)/ansible_collections/hostprep
+	ln -sfn $(CURDIR) $(LINKROOT)/ansible_collections/hostprep/container_host
+
+# ansible-test downloads a get-pip script from a host this network cannot
+# reach; give it a stand-in that installs pip from PyPI's pip 24.2 wheel.
+GETPIP_CACHE := $(HOME)/.ansible/test/cache
+$(GETPIP_CACHE)/get_pip_24_2.py: hack/get_pip_standin.py
+	mkdir -p $(GETPIP_CACHE)
+	$(BIN)/pip download -q --disable-pip-version-check --no-deps -d $(GETPIP_CACHE) pip==24.2
+	cp hack/get_pip_standin.py $@
+
+sanity: deps $(GETPIP_CACHE)/get_pip_24_2.py
+	@mkdir -p $(SANITYCOLL)
+	rsync -a --delete --exclude=/.venv --exclude=/.build --exclude=/.git --exclude=tests/output \
+	  --exclude=__pycache__ --exclude=.pytest_cache --exclude=/collections ./ $(SANITYCOLL)/
+	cd $(SANITYCOLL)
+	$(call timed,sanity,$(BIN)/ansible-test sanity --venv --python 3.11 --color no)
+
+units: deps
+	@$(call timed,units,$(BIN)/pytest -q tests/unit)
+
+lint: deps
+	@$(call timed,lint,$(BIN)/ansible-lint --offline -q roles playbooks)
+
+integration: deps
+	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root (network namespaces, loop devices, dockerd)"; exit 1; }
+	$(call timed,integration,$(BIN)/pytest -q -p no:cacheprovider tests/integration)
+
+test: deps
+	@all=$$(date +%s)
+	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory units
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory integration
+	echo "==> make test: all steps passed in $$(( $$(date +%s) - all )) s"
+
+DEMO_PREFIX ?= hpdemo
+demo: deps
+	@$(BIN)/python hack/demo.py --prefix $(DEMO_PREFIX)
+
+demo-down: deps
+	@$(BIN)/python tests/lab/netns_lab.py down $(DEMO_PREFIX)
+
+bench: deps
+	@$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(BUILD) tests/output

@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) hostprep.container_host contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared helpers of hostprep.container_host.
+
+This module is private to the collection: its interface may change
+without notice. Users depend on the modules and roles, not on it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import typing as t
+
+
+class HostprepError(Exception):
+    """An error a module reports with fail_json; carries extra result keys."""
+
+    def __init__(self, msg: str, **details: t.Any) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+class Differences:
+    """Track before/after values of named items and render an Ansible diff.
+
+    One tracker serves MTUs, sysctls and daemon.json keys alike: record each
+    item's current and wanted value, then ask whether anything differs.
+    """
+
+    def __init__(self) -> None:
+        self._before: dict[str, t.Any] = {}
+        self._after: dict[str, t.Any] = {}
+
+    def add(self, name: str, before: t.Any, after: t.Any) -> bool:
+        """Record one item; return True when it changes."""
+        self._before[name] = before
+        self._after[name] = after
+        return before != after
+
+    @property
+    def changed(self) -> bool:
+        return any(self._before[k] != self._after[k] for k in self._before)
+
+    def changed_items(self) -> list[str]:
+        return [k for k in self._before if self._before[k] != self._after[k]]
+
+    def before(self) -> dict[str, t.Any]:
+        return dict(self._before)
+
+    def after(self) -> dict[str, t.Any]:
+        return dict(self._after)
+
+    def diff(self, header: str | None = None) -> dict[str, t.Any]:
+        result: dict[str, t.Any] = {'before': self.before(), 'after': self.after()}
+        if header:
+            result['before_header'] = header
+            result['after_header'] = header
+        return result
+
+
+C_LOCALE = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C'}
+
+
+def run(module: t.Any, args: list[str], check_rc: bool = True,
+        data: str | None = None) -> tuple[int, str, str]:
+    """Run one command as an argument list in the C locale.
+
+    A non-zero exit status raises HostprepError carrying cmd, rc, stdout and
+    stderr, unless check_rc is False.
+    """
+    if not isinstance(args, list):
+        raise TypeError('commands are argument lists, never strings')
+    rc, out, err = module.run_command(args, check_rc=False, environ_update=C_LOCALE, data=data)
+    if check_rc and rc != 0:
+        raise HostprepError(
+            '%s failed with exit status %d: %s' % (args[0], rc, (err or out).strip()),
+            cmd=args, rc=rc, stdout=out, stderr=err)
+    return rc, out, err
+
+
+def read_text(path: str) -> str | None:
+    """Return a file's text, or None when it does not exist."""
+    try:
+        with open(path, 'r', encoding='utf-8') as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def atomic_write(module: t.Any, path: str, content: str, mode: int = 0o644,
+                 backup: bool = False) -> str | None:
+    """Write content to path atomically: temp file in the same directory,
+    fsync, rename. Returns the backup file's path when one was made."""
+    directory = os.path.dirname(path) or '.'
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o755)
+    backup_file = None
+    if backup and os.path.exists(path):
+        backup_file = module.backup_local(path)
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        module.atomic_move(tmp, path, unsafe_writes=False)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return backup_file
+
+
+def fail_from(module: t.Any, exc: HostprepError, **result: t.Any) -> None:
+    """Report a HostprepError through fail_json with its details."""
+    result.update(exc.details)
+    module.fail_json(msg=exc.msg, **result)

@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) hostprep.container_host contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Network-namespace handling, private to hostprep.container_host.
+
+A module that takes a ``netns`` option moves its whole process into that
+namespace before it reads or changes anything: netlink (pyroute2), raw
+sockets and /proc/sys/net then all see the namespace, and threads started
+afterwards inherit it.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
+
+PYROUTE2_IMPORT_ERROR = None
+try:
+    from pyroute2 import IPRoute
+    from pyroute2 import netns as _pyroute2_netns
+except ImportError:  # pragma: no cover - reported by require_pyroute2()
+    IPRoute = None
+    _pyroute2_netns = None
+    PYROUTE2_IMPORT_ERROR = traceback.format_exc()
+
+NETNS_RUN_DIR = '/var/run/netns'
+
+
+def require_pyroute2(module) -> None:
+    """Fail the module with install advice when pyroute2 is missing."""
+    if PYROUTE2_IMPORT_ERROR is not None:
+        from ansible.module_utils.basic import missing_required_lib
+        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+
+
+def netns_path(name: str) -> str:
+    if '/' in name:
+        return name
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def enter_netns(name: str | None) -> None:
+    """Move this process into the named network namespace (never create it)."""
+    if not name:
+        return
+    path = netns_path(name)
+    if not os.path.exists(path):
+        raise HostprepError(
+            'network namespace %s does not exist (%s not found); create it with '
+            '"ip netns add %s" or leave netns unset to use the host namespace' % (name, path, name),
+            netns=name)
+    try:
+        _pyroute2_netns.setns(path, flags=0)
+    except OSError as exc:
+        raise HostprepError('cannot enter network namespace %s: %s' % (name, exc), netns=name) from exc
+
+
+def iproute() -> IPRoute:
+    """An IPRoute handle in the current namespace (the boundary tests replace)."""
+    return IPRoute()
