@@ -8,10 +8,11 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 BUILD := $(CURDIR)/.build
-# A symlinked collection tree for ansible-playbook / pytest, and a copy for
+# A symlinked collection tree for ansible-playbook / pytest, and a copy (outside
+# this git work tree, or ansible-test sees no files) for
 # ansible-test, which must run from inside ansible_collections/NS/NAME.
 LINKROOT := $(BUILD)/link
-SANITYROOT := $(BUILD)/sanity
+SANITYROOT ?= /tmp/hostprep-sanity
 SANITYCOLL := $(SANITYROOT)/ansible_collections/hostprep/container_host
 APT_PACKAGES := python3 python3-venv python3-dev gcc iproute2 iputils-ping iputils-tracepath rsync git procps
 export ANSIBLE_COLLECTIONS_PATH := $(LINKROOT)

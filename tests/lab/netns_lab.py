@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A disposable storage-network lab made of network namespaces and veth pairs.
 
