@@ -45,7 +45,7 @@ def prerequisites():
 @pytest.fixture(scope='session')
 def lab(prerequisites):
     """The storage-network lab, built once for the session."""
-    netlab = Lab('hpt%d' % (os.getpid() % 1000))
+    netlab = Lab('hpt%d' % (os.getpid() % 1000), fleet=3)
     info = netlab.up()
     info['lab'] = netlab
     yield info
