@@ -140,7 +140,12 @@ class Ansible:
             yaml.safe_dump(play, handle)
         run = self.playbook(path, inventory=inventory, check=check, diff=diff)
         assert run.records, 'ansible-playbook produced no result (rc %d):\n%s' % (run.rc, run.stdout[-4000:])
-        return run.result('module under test')
+        found = run.results('module under test')
+        assert found, 'task did not run:\n%s' % run.stdout[-4000:]
+        result = dict(found[-1]['result'])
+        # ansible-core 2.19 leaves 'failed' out of the result the callback sees
+        result['failed'] = found[-1]['status'] == 'failed'
+        return result
 
 
 @pytest.fixture(scope='session')
