@@ -68,7 +68,7 @@ def bench_vs_tracepath(info: dict, reps: int) -> dict:
     with tempfile.NamedTemporaryFile('w', suffix='.py', delete=False) as handle:
         handle.write(PROBE_SNIPPET % {'link': os.path.join(ROOT, '.build', 'link')})
         snippet = handle.name
-    for _ in range(reps):
+    for dummy in range(reps):
         before = tx_packets(ns, 'eth0')
         wall, proc = timed(['ip', 'netns', 'exec', ns, PY, snippet, target, '9000'])
         sent = tx_packets(ns, 'eth0') - before
@@ -139,7 +139,7 @@ def bench_targets(workdir: str, lab: Lab, info: dict, reps: int) -> dict:
     out = {}
     for count in (1, 8, 32):
         runs = []
-        for _ in range(reps):
+        for dummy in range(reps):
             res = run_playbook(workdir, {'all': {'hosts': {'lab': local_host()}}}, playbook,
                                {'bench_targets': order[:count]})
             module = [r for r in res['records'] if r['task'] == 'probe'][0]['result']
@@ -200,8 +200,8 @@ def report(res: dict, meta: dict) -> str:
     one = med([r['module_seconds'] for r in res['targets']['1']])
     for count, runs in res['targets'].items():
         ms = med([r['module_seconds'] for r in runs])
-        lines.append('| %s | %d | %.3f | %.2f | %.2f |' % (count, med([r['probes'] for r in runs]), ms,
-                                                         med([r['wall'] for r in runs]), ms / (int(count) * one)))
+        row = (count, med([r['probes'] for r in runs]), ms, med([r['wall'] for r in runs]), ms / (int(count) * one))
+        lines.append('| %s | %d | %.3f | %.2f | %.2f |' % row)
     lines += ['', 'Role `storage_network` (forks 10; one namespace per inventory host; 3 modules per host):', '',
               '| hosts | first run s | s per host | changed | second run s | s per host | changed |',
               '|---|---|---|---|---|---|---|']
@@ -227,9 +227,9 @@ def main() -> int:
                'fleet': {str(k): v for k, v in bench_role_and_fleet(workdir, info, sizes).items()}}
     finally:
         lab.down()
+    machine = (platform.node(), os.cpu_count(), platform.python_version(), platform.release())
     meta = {'date': datetime.date.today().isoformat(),
-            'machine': '%s, %d cores, %s, kernel %s' % (platform.node(), os.cpu_count(),
-                                                       platform.python_version(), platform.release())}
+            'machine': '%s, %d cores, Python %s, kernel %s' % machine}
     text = report(res, meta)
     os.makedirs(os.path.join(ROOT, 'bench', 'results'), exist_ok=True)
     with open(os.path.join(ROOT, 'bench', 'results', 'storage_network.json'), 'w', encoding='utf-8') as handle:

@@ -114,8 +114,8 @@ def main() -> int:
         changed = sum(1 for r in records if r['status'] == 'changed')
         print('second run: %d changed, %.1f s (first run %.1f s)' % (changed, second, first))
         banner('4. verify every lab path at 9000 (mismatches are expected and reported)')
-        rc, records, _ = run_playbook(workdir, inventory, {'storage_network_verify_only': True,
-                                                            'storage_network_targets': every}, 'verify')
+        verify = {'storage_network_verify_only': True, 'storage_network_targets': every}
+        rc, records, dummy = run_playbook(workdir, inventory, verify, 'verify')
         table = report_table(records)
         fail = [r for r in records if r['status'] == 'failed']
         with open(os.path.join(workdir, 'report.md'), 'w', encoding='utf-8') as handle:
