@@ -93,5 +93,8 @@ demo-down: deps
 bench: deps
 	@$(BIN)/python bench/run_all.py
 
+# Areas with their own targets (VM lab, docker engine tests, ...) live in mk/*.mk.
+-include mk/*.mk
+
 clean:
 	rm -rf $(BUILD) tests/output
