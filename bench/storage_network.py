@@ -43,7 +43,7 @@ import json, sys, time
 sys.path.insert(0, %(link)r)
 from ansible_collections.hostprep.container_host.plugins.module_utils import _pmtu
 start = time.monotonic()
-rep = _pmtu.measure_target(sys.argv[1], int(sys.argv[2]), timeout=1.0)
+rep = _pmtu.measure(sys.argv[1], int(sys.argv[2]), timeout=1.0)
 rep['inner_seconds'] = time.monotonic() - start
 print(json.dumps(rep))
 '''

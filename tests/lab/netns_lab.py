@@ -7,7 +7,7 @@ is the benchmarking range, fd42:1ab::/32 a unique-local prefix)::
     host eth0 ----- eth0 r1 eth1 ===9000=== eth0 t9000       path MTU 9000
     (storage NIC,          eth2 ---1500--- eth0 t1500        path MTU 1500 (r1 says so)
      host_mtu)             eth3 ===9000=== eth0 r2 eth1 --4000-- eth0 t4000
-                           eth4 9000 ... 1500 eth0 tblack    black hole: no ICMP
+                           eth4 9000 ... 1496 eth0 tblack    black hole above 1500: no ICMP
     host eth1 ----- eth0 peer (1500, a second NIC for link selection)
 
 ``tblack`` hangs on a veth whose router end says 9000 and whose far end says
@@ -49,7 +49,9 @@ class Lab:
         ('eth1', 2, 9000, 't9000', 'eth0', 9000),
         ('eth2', 3, 1500, 't1500', 'eth0', 1500),
         ('eth3', 4, 9000, 'r2', 'eth0', 9000),
-        ('eth4', 6, 9000, 'tblack', 'eth0', 1500),
+        # A veth takes frames up to its MTU + 4 (room for a VLAN tag): 1496 makes the
+        # black hole swallow everything above exactly 1500 bytes.
+        ('eth4', 6, 9000, 'tblack', 'eth0', 1496),
     ]
 
     def __init__(self, prefix: str = 'hpl', host_mtu: int = 9000, fleet: int = 0) -> None:
