@@ -59,8 +59,10 @@ class PlaybookRun:
         self.records = records
 
     def results(self, task: str | None = None, host: str | None = None) -> list[dict]:
+        # role tasks are recorded as "ROLE : name"
         return [r for r in self.records
-                if (task is None or r['task'] == task) and (host is None or r['host'] == host)]
+                if (task is None or r['task'] == task or r['task'].endswith(' : ' + task))
+                and (host is None or r['host'] == host)]
 
     def result(self, task: str, host: str | None = None) -> dict:
         found = self.results(task, host)

@@ -1,0 +1,332 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) hostprep.container_host contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: link_mtu
+short_description: Set the MTU of network links, verify the path still carries it, and persist it
+version_added: 0.1.0
+description:
+  - Sets the MTU of one or more links through netlink (pyroute2). A link is selected by name, by MAC
+    address, or by the route to a storage target address (the link the kernel would send that traffic
+    through).
+  - Validates every requested MTU against the link's own C(min_mtu) and C(max_mtu) as the kernel reports
+    them, and against the IPv4 minimum of 68, for B(all) links before it changes B(any). Setting a link
+    that carries IPv6 addresses below 1280 makes the kernel disable IPv6 on it; the module warns.
+  - With O(verify_targets), each target must answer a small ICMP echo before the change (otherwise the
+    module fails and changes nothing), and after the change a Don't-Fragment echo as big as the new MTU
+    of the link that leads to it must come back as a reply or as a router's "fragmentation needed" /
+    "packet too big". A big probe that vanishes without an answer means the link or its peer does not
+    carry frames that big; with O(rollback=true) the old MTUs are restored and the module fails with
+    RV(rolled_back=true).
+  - With O(persist), the MTU is also written to the configuration of the host's network stack
+    (NetworkManager, systemd-networkd or ifupdown), only after verification passed. The run-time change
+    and the persisted one are both reported.
+author:
+  - hostprep.container_host maintainers (@hostprep)
+requirements:
+  - pyroute2 on the managed host
+  - C(nmcli) for O(persist=networkmanager)
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Validates everything, probes the verify targets with a small echo, plans the persistence, and
+        changes nothing.
+  diff_mode:
+    support: full
+    description:
+      - Shows the MTU of each link before and after, and each persisted file (or NetworkManager property)
+        before and after.
+  idempotent:
+    support: full
+    description: A second run with the same options changes nothing and reports no change.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux only (netlink, network namespaces).
+options:
+  links:
+    description:
+      - The links to set. Each item selects exactly one link with exactly one of O(links[].name),
+        O(links[].mac) or O(links[].target).
+      - Two items that select the same link must ask for the same MTU.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Interface name, for example V(eth0).
+        type: str
+      mac:
+        description:
+          - MAC address, for example V(52:54:00:12:34:56) (any case, C(:) or C(-) separators).
+          - It must match exactly one link; members of a bond or a VLAN's parent share a MAC, select those
+            by name.
+        type: str
+      target:
+        description:
+          - An IP address (IPv4 or IPv6). The link is the outgoing interface of the kernel's route to it
+            (C(RTM_GETROUTE), the same as C(ip route get)).
+          - Host names are not resolved.
+        type: str
+      mtu:
+        description: The MTU of this link; overrides the top-level O(mtu).
+        type: int
+  mtu:
+    description:
+      - The MTU for every item of O(links) that has no O(links[].mtu) of its own.
+      - Required unless every item has O(links[].mtu).
+    type: int
+  netns:
+    description:
+      - Name of a network namespace (as made by C(ip netns add), under C(/var/run/netns)) or path of a
+        namespace file. The module moves into it before it reads or changes anything, so links, routes
+        and probes are those of the namespace.
+      - The namespace must exist; the module never creates it.
+    type: str
+  persist:
+    description:
+      - Also persist the MTU with the host's network stack.
+      - V(none) changes only the running kernel.
+      - V(networkmanager) runs C(nmcli connection modify UUID 802-3-ethernet.mtu N) on the connection
+        active on the device (or the MTU property that matches the connection type). No
+        C(nmcli device reapply) is needed or done, since the running MTU is already set.
+      - V(networkd) writes the drop-in C(/etc/systemd/network/NAME.network.d/90-hostprep-mtu.conf)
+        (C([Link] MTUBytes=N)) for the C(.network) file that manages the link, as named by
+        C(/run/systemd/netif/links/IFINDEX). It fails when no C(.network) file manages the link.
+        systemd-networkd reads it at its next reload or restart.
+      - V(ifupdown) sets or adds the C(mtu N) line of the link's C(iface NAME inet|inet6 ...) stanza in
+        C(/etc/network/interfaces) or a file it sources (C(source), C(source-directory)), and keeps
+        every other byte. It fails when no stanza exists.
+      - V(auto) picks V(networkmanager) when C(nmcli) is present, NetworkManager runs and manages the
+        device with a connection of its own; else V(networkd) when its link state file names a
+        C(.network) file; else V(ifupdown) when a stanza exists; else fails and lists what it checked.
+      - Persistence is planned before anything changes (so a link no stack manages fails the run with
+        nothing changed) and written only after verification passed.
+    type: str
+    choices: [auto, networkmanager, networkd, ifupdown, none]
+    default: none
+  config_root:
+    description:
+      - Directory under which the persistence files are read and written, in place of C(/); for tests
+        and image builds. C(nmcli) always talks to the running NetworkManager.
+    type: path
+    default: /
+  verify_targets:
+    description:
+      - IP addresses that must still answer after the change, with a small echo and with a
+        Don't-Fragment echo as big as the new MTU of the link their route uses (a reply or a router's
+        "fragmentation needed" / "packet too big" both pass).
+      - Each must answer a small echo B(before) the change, or the module fails and changes nothing.
+      - Probed only when a run-time MTU changes.
+    type: list
+    elements: str
+    default: []
+  verify_timeout:
+    description: Seconds to wait for the answer to each probe.
+    type: float
+    default: 2.0
+  rollback:
+    description:
+      - When verification fails, restore the MTU every link had before and fail with
+        RV(rolled_back=true).
+      - With V(false) the module still fails, but leaves the new MTUs in place.
+      - Nothing is persisted when verification fails.
+    type: bool
+    default: true
+notes:
+  - The systemd-networkd link state files under C(/run/systemd/netif/links/) are systemd's internal
+    state; their C(NETWORK_FILE) key is what C(networkctl status) shows as "Network File".
+seealso:
+  - module: hostprep.container_host.path_mtu_info
+  - module: hostprep.container_host.pmtud
+'''
+
+EXAMPLES = r'''
+- name: Jumbo frames on the NIC that carries storage traffic, checked against the array
+  hostprep.container_host.link_mtu:
+    links:
+      - target: 10.0.0.5
+    mtu: 9000
+    verify_targets:
+      - 10.0.0.5
+    persist: auto
+
+- name: Two links, selected by name and by MAC address
+  hostprep.container_host.link_mtu:
+    links:
+      - name: eth1
+        mtu: 9000
+      - mac: "52:54:00:12:34:56"
+        mtu: 1500
+
+- name: Write the MTU into an image being built under /mnt/image (ifupdown)
+  hostprep.container_host.link_mtu:
+    links:
+      - name: eth0
+    mtu: 9000
+    persist: ifupdown
+    config_root: /mnt/image
+'''
+
+RETURN = r'''
+links:
+  description: One entry per item of O(links), in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    selector:
+      description: How the item selected the link.
+      type: str
+      sample: target=10.0.0.5
+    ifname:
+      description: The link's name.
+      type: str
+      sample: eth0
+    ifindex:
+      description: The link's interface index.
+      type: int
+      sample: 2
+    mac:
+      description: The link's MAC address.
+      type: str
+      sample: "52:54:00:12:34:56"
+    mtu_before:
+      description: The MTU before the run.
+      type: int
+      sample: 1500
+    mtu_after:
+      description: The MTU after the run (in check mode, what it would be; after a rollback, the old one).
+      type: int
+      sample: 9000
+    min_mtu:
+      description: The smallest MTU the driver accepts, or null when the kernel reports none.
+      type: int
+      sample: 68
+    max_mtu:
+      description: The biggest MTU the driver accepts, or null when the kernel reports none.
+      type: int
+      sample: 9216
+    changed:
+      description: Whether the run-time MTU of this link changes.
+      type: bool
+    persist:
+      description: The persistence of this link.
+      type: dict
+      contains:
+        method:
+          description: V(networkmanager), V(networkd), V(ifupdown) or V(none).
+          type: str
+        path:
+          description: The file written, or the NetworkManager connection and property.
+          type: str
+          sample: /etc/systemd/network/10-eth0.network.d/90-hostprep-mtu.conf
+        changed:
+          description: Whether the persisted configuration changes.
+          type: bool
+persist_method:
+  description:
+    - The persistence method used, after O(persist=auto) was resolved; V(none) without persistence.
+    - When O(persist=auto) resolves to different methods for different links, they are joined by commas.
+  returned: always
+  type: str
+  sample: networkd
+verify:
+  description: One entry per O(verify_targets) item.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    target:
+      description: The address.
+      type: str
+    reachable:
+      description: Whether it answered a small echo (null when not probed).
+      type: bool
+    full_size_ok:
+      description: Whether the full-size Don't-Fragment probe passed (null when not sent).
+      type: bool
+    detail:
+      description: What the probes saw.
+      type: str
+    ifname:
+      description: The link the route to the target uses (after the change).
+      type: str
+    size:
+      description: The size of the full-size probe, the new MTU of that link.
+      type: int
+rolled_back:
+  description: Whether a failed verification made the module restore the old MTUs.
+  returned: always
+  type: bool
+diff:
+  description:
+    - A list of before/after pairs. The first maps each link's name to its MTU; one more follows for each
+      persisted file (or NetworkManager property) that changes, with its path as header.
+  returned: always
+  type: list
+  elements: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
+    HostprepError, atomic_write, fail_from, run)
+from ansible_collections.hostprep.container_host.plugins.module_utils._link import Netlink, execute
+from ansible_collections.hostprep.container_host.plugins.module_utils._netns import (
+    enter_netns, iproute, require_pyroute2)
+from ansible_collections.hostprep.container_host.plugins.module_utils._persist import Persister
+
+from ansible_collections.hostprep.container_host.plugins.module_utils._pmtu import probe
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            links=dict(type='list', elements='dict', required=True, options=dict(
+                name=dict(type='str'),
+                mac=dict(type='str'),
+                target=dict(type='str'),
+                mtu=dict(type='int'),
+            )),
+            mtu=dict(type='int'),
+            netns=dict(type='str'),
+            persist=dict(type='str', default='none',
+                         choices=['auto', 'networkmanager', 'networkd', 'ifupdown', 'none']),
+            config_root=dict(type='path', default='/'),
+            verify_targets=dict(type='list', elements='str', default=[]),
+            verify_timeout=dict(type='float', default=2.0),
+            rollback=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    require_pyroute2(module)
+
+    def command(args, check_rc=True):
+        return run(module, args, check_rc=check_rc)
+
+    def write(path, text):
+        atomic_write(module, path, text)
+
+    persister = Persister(module.params['config_root'], run=command, write=write,
+                          which=lambda name: module.get_bin_path(name))
+    try:
+        enter_netns(module.params['netns'])
+        with iproute() as ipr:
+            result = execute(module.params, Netlink(ipr), persister, probe, module.check_mode, module.warn)
+    except HostprepError as exc:
+        # exc.details (links, verify, rolled_back, changed) override these defaults
+        fail_from(module, exc, changed=False, rolled_back=False)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
