@@ -14,7 +14,8 @@ BUILD := $(CURDIR)/.build
 LINKROOT := $(BUILD)/link
 SANITYROOT ?= /tmp/hostprep-sanity
 SANITYCOLL := $(SANITYROOT)/ansible_collections/hostprep/container_host
-APT_PACKAGES := python3 python3-venv python3-dev gcc iproute2 iputils-ping iputils-tracepath rsync git procps
+APT_PACKAGES := python3 python3-venv python3-dev gcc iproute2 iputils-ping iputils-tracepath rsync git procps \
+  docker.io busybox-static xfsprogs btrfs-progs e2fsprogs mount util-linux
 export ANSIBLE_COLLECTIONS_PATH := $(LINKROOT)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
@@ -63,7 +64,7 @@ sanity: deps $(GETPIP_CACHE)/get_pip_24_2.py
 	rsync -a --delete --exclude=/.venv --exclude=/.build --exclude=/.git --exclude=tests/output \
 	  --exclude=__pycache__ --exclude=.pytest_cache --exclude=/collections ./ $(SANITYCOLL)/
 	cd $(SANITYCOLL)
-	$(call timed,sanity,$(BIN)/ansible-test sanity --venv --python 3.11 --color no)
+	$(call timed,sanity,$(BIN)/ansible-test sanity --venv --python 3.11 --color no $(SANITY_ARGS))
 
 units: deps
 	@$(call timed,units,$(BIN)/pytest -q tests/unit)

@@ -317,7 +317,7 @@ def main():
         atomic_write(module, path, text)
 
     persister = Persister(module.params['config_root'], run=command, write=write,
-                          which=lambda name: module.get_bin_path(name))
+                          which=module.get_bin_path)
     try:
         enter_netns(module.params['netns'])
         with iproute() as ipr:

@@ -132,7 +132,7 @@ def test_verify_passes_with_reply_and_frag_needed(ansible, lab):
 def test_rollback_when_big_frames_vanish(ansible, lab):
     peer = lab['second_nic_peer_v4']
     result = run(ansible, {'links': [{'name': 'eth1'}], 'mtu': 9000, 'netns': lab['host_ns'],
-                                     'verify_targets': [peer], 'verify_timeout': 1.0})
+                           'verify_targets': [peer], 'verify_timeout': 1.0})
     assert result.get('failed') is True
     assert result['rolled_back'] is True and result['changed'] is False
     assert peer in result['msg'] and 'eth1' in result['msg'] and 'Rolled back: eth1 to 1500' in result['msg']
@@ -143,8 +143,8 @@ def test_rollback_when_big_frames_vanish(ansible, lab):
 
 def test_no_rollback_leaves_the_change(ansible, lab):
     result = run(ansible, {'links': [{'name': 'eth1'}], 'mtu': 9000, 'netns': lab['host_ns'],
-                                     'verify_targets': [lab['second_nic_peer_v4']], 'rollback': False,
-                                     'verify_timeout': 1.0})
+                           'verify_targets': [lab['second_nic_peer_v4']], 'rollback': False,
+                           'verify_timeout': 1.0})
     assert result.get('failed') is True and result['rolled_back'] is False
     assert 'rollback=false' in result['msg'] and mtus(lab)['eth1'] == 9000
 
@@ -220,7 +220,7 @@ def test_mac_matching_two_links(ansible, lab, duplicate_mac):
 def test_target_without_route(ansible, lab, unreachable_route):
     before = mtus(lab)
     result = run(ansible, {'links': [{'name': 'eth1'}, {'target': unreachable_route}], 'mtu': 4000,
-                                     'netns': lab['host_ns']})
+                           'netns': lab['host_ns']})
     assert result.get('failed') is True
     assert 'no route to target %s' % unreachable_route in result['msg']
     assert mtus(lab) == before
@@ -261,6 +261,7 @@ def test_persist_ifupdown(ansible, lab, tmp_path):
     storage.write_text(STORAGE)
     args = {'links': [{'name': 'eth1'}], 'mtu': 4000, 'netns': lab['host_ns'], 'persist': 'auto',
             'config_root': str(tmp_path)}
+
     def untouched():
         assert storage.read_text() == STORAGE
     checked, applied, again = four_steps(ansible, lab, args, {'eth1': 4000}, untouched)
@@ -278,7 +279,7 @@ def test_persist_ifupdown_check_mode_writes_nothing(ansible, lab, tmp_path):
     (tmp_path / 'etc/network').mkdir(parents=True)
     (tmp_path / 'etc/network/interfaces').write_text(STORAGE)
     result = run(ansible, {'links': [{'name': 'eth1'}], 'mtu': 4000, 'netns': lab['host_ns'],
-                                     'persist': 'ifupdown', 'config_root': str(tmp_path)}, check=True)
+                           'persist': 'ifupdown', 'config_root': str(tmp_path)}, check=True)
     assert result['changed'] and result['links'][0]['persist']['changed'] is True
     assert (tmp_path / 'etc/network/interfaces').read_text() == STORAGE and mtus(lab)['eth1'] == 1500
 
@@ -310,14 +311,14 @@ def test_persist_networkd_unmanaged_link_changes_nothing(ansible, lab, tmp_path)
     state.mkdir(parents=True)
     (state / str(ifindex)).write_text('# This is private data. Do not parse.\nADMIN_STATE=unmanaged\n')
     result = run(ansible, {'links': [{'name': 'eth1'}], 'mtu': 4000, 'netns': lab['host_ns'],
-                                     'persist': 'networkd', 'config_root': str(tmp_path)})
+                           'persist': 'networkd', 'config_root': str(tmp_path)})
     assert result.get('failed') is True and 'systemd-networkd does not manage link eth1' in result['msg']
     assert mtus(lab)['eth1'] == 1500 and not (tmp_path / 'etc').exists()
 
 
 def test_persist_auto_with_nothing_to_persist_with(ansible, lab, tmp_path):
     result = run(ansible, {'links': [{'name': 'eth1'}], 'mtu': 4000, 'netns': lab['host_ns'],
-                                     'persist': 'auto', 'config_root': str(tmp_path)})
+                           'persist': 'auto', 'config_root': str(tmp_path)})
     assert result.get('failed') is True
     assert 'no network stack manages link eth1' in result['msg'] and 'ifupdown' in result['msg']
     assert mtus(lab)['eth1'] == 1500
@@ -327,7 +328,7 @@ def test_persist_waits_for_verification(ansible, lab, tmp_path):
     (tmp_path / 'etc/network').mkdir(parents=True)
     (tmp_path / 'etc/network/interfaces').write_text(STORAGE)
     result = run(ansible, {'links': [{'name': 'eth1'}], 'mtu': 9000, 'netns': lab['host_ns'],
-                                     'persist': 'ifupdown', 'config_root': str(tmp_path),
-                                     'verify_targets': [lab['second_nic_peer_v4']], 'verify_timeout': 1.0})
+                           'persist': 'ifupdown', 'config_root': str(tmp_path),
+                           'verify_targets': [lab['second_nic_peer_v4']], 'verify_timeout': 1.0})
     assert result.get('failed') is True and result['rolled_back'] is True
     assert (tmp_path / 'etc/network/interfaces').read_text() == STORAGE and mtus(lab)['eth1'] == 1500
