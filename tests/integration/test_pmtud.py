@@ -16,7 +16,6 @@ import subprocess
 import uuid
 
 import pytest
-import yaml
 from pyroute2 import NetNS, netns
 
 MODULE = 'hostprep.container_host.pmtud'
@@ -28,20 +27,8 @@ FIXTURES = os.path.join(os.path.dirname(__file__), '..', 'unit', 'fixtures', 'sy
 
 
 def run(ansible, args: dict, check: bool = False) -> dict:
-    """Run the module once through ansible-playbook, like ansible.module(),
-    and mark the result failed=True when the task failed: ansible-core 2.19
-    leaves "failed" out of the result the callback records."""
-    play = [{'name': 'pmtud', 'hosts': 'all', 'gather_facts': False,
-             'tasks': [{'name': 'module under test', MODULE: args, 'ignore_errors': True}]}]
-    path = os.path.join(ansible.workdir, 'play-pmtud-%s.yml' % uuid.uuid4().hex[:8])
-    with open(path, 'w', encoding='utf-8') as handle:
-        yaml.safe_dump(play, handle)
-    playbook = ansible.playbook(path, check=check)
-    records = playbook.results('module under test')
-    assert records, 'ansible-playbook produced no result (rc %d):\n%s' % (playbook.rc, playbook.stdout[-4000:])
-    result = dict(records[-1]['result'])
-    result['failed'] = records[-1]['status'] == 'failed'
-    return result
+    """The module under test through one real ansible-playbook run."""
+    return ansible.module(MODULE, args, check=check)
 
 
 def ns_sysctl(ns: str, key: str) -> int:
