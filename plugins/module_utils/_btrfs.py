@@ -1,0 +1,741 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) hostprep.container_host contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""btrfs under the Docker data root, private to hostprep.container_host.
+
+Put a btrfs filesystem on a device, mount it, bind-mount it onto the
+directory where the engine keeps its layers and persist both mounts in
+fstab. The steps: read the device (``blkid -p -o export``, ``wipefs
+--json``), the mount table (``findmnt -J``), fstab and the running engines;
+``plan()`` decides -- or refuses -- without touching anything; ``apply()``
+does the work outside check mode and rolls the mounts back when a step
+fails. Parsers and ``plan()`` are pure functions.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import typing as t
+import uuid
+
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
+    HostprepError,
+    atomic_write,
+    read_text,
+    run,
+)
+from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
+from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
+from ansible_collections.hostprep.container_host.plugins.module_utils import _fstab
+from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
+
+SNAPSHOTTER_ROOT = os.path.join(_engine.CONTAINERD_ROOT, 'io.containerd.snapshotter.v1.btrfs')
+DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
+# mkfs.btrfs (btrfs-progs 6.2) refuses smaller devices: "minimum size for each
+# btrfs device is 114294784" (tests/unit/fixtures/btrfs/mkfs_btrfs_too_small.txt).
+BTRFS_MIN_BYTES = 114294784
+PING_TIMEOUT = 5
+
+
+# ---- the device ----------------------------------------------------------------
+
+def parse_blkid_export(text: str) -> dict[str, str]:
+    """``blkid -p -o export DEV``: KEY=value lines (empty when blkid finds
+    nothing and exits 2)."""
+    found: dict[str, str] = {}
+    for line in (text or '').splitlines():
+        key, eq, value = line.partition('=')
+        if eq and key.strip():
+            found[key.strip()] = value.strip()
+    return found
+
+
+def parse_wipefs(text: str) -> list[dict[str, t.Any]]:
+    """``wipefs --json --no-act DEV``: every signature on the device
+    (filesystems, RAID, partition tables with their backup copies)."""
+    if not (text or '').strip():
+        return []
+    data = json.loads(text)
+    return [{'type': sig.get('type'), 'offset': sig.get('offset'), 'uuid': sig.get('uuid'),
+             'label': sig.get('label')} for sig in data.get('signatures') or []]
+
+
+class DeviceFacts:
+    """What is on the device now."""
+
+    def __init__(self, path: str, size: int, blkid: dict[str, str],
+                 signatures: list[dict[str, t.Any]]) -> None:
+        self.path = path
+        self.size = size
+        self.blkid = blkid
+        self.signatures = signatures
+
+    @property
+    def fstype(self) -> str | None:
+        return self.blkid.get('TYPE') or self.blkid.get('PTTYPE')
+
+    @property
+    def is_btrfs(self) -> bool:
+        return self.blkid.get('TYPE') == 'btrfs'
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.signatures and not self.blkid.get('TYPE') and not self.blkid.get('PTTYPE')
+
+    @property
+    def uuid(self) -> str | None:
+        return self.blkid.get('UUID')
+
+    @property
+    def label(self) -> str | None:
+        return self.blkid.get('LABEL')
+
+    def describe_signatures(self) -> str:
+        if self.signatures:
+            return ', '.join('%s at offset %s' % (sig['type'], sig['offset']) for sig in self.signatures)
+        return self.fstype or 'unknown'
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return {'path': self.path, 'size': self.size, 'fstype': self.fstype, 'uuid': self.uuid,
+                'label': self.label, 'signatures': self.signatures}
+
+
+def device_size(path: str) -> int:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+
+
+def check_device_path(path: str) -> None:
+    """Refuse what is not an existing block device, naming what it is."""
+    if not os.path.exists(path):
+        raise HostprepError('device %s does not exist; give the path of a block device (a disk, a partition or '
+                            'a loop device)' % path)
+    if not _engine.is_block_device(path):
+        what = 'a directory' if os.path.isdir(path) else 'a regular file' if os.path.isfile(path) else 'not a block device'
+        hint = ('; to use an image file, attach it to a loop device first (losetup --find --show %s) and give '
+                'that device' % path if os.path.isfile(path) else '')
+        raise HostprepError('device %s is %s, not a block device%s' % (path, what, hint))
+
+
+def read_device(module: t.Any, path: str) -> DeviceFacts:
+    check_device_path(path)
+    blkid = module.get_bin_path('blkid', required=True)
+    rc, out, err = run(module, [blkid, '-p', '-o', 'export', path], check_rc=False)
+    if rc not in (0, 2):  # 2: nothing found
+        raise HostprepError('blkid cannot read device %s (exit status %d: %s); check that the device is readable '
+                            'and not ambiguous (wipefs %s lists its signatures)'
+                            % (path, rc, (err or out).strip(), path), rc=rc, stderr=err)
+    wipefs = module.get_bin_path('wipefs', required=True)
+    dummy_rc, wout, dummy_err = run(module, [wipefs, '--json', '--no-act', path])
+    return DeviceFacts(path, device_size(path), parse_blkid_export(out if rc == 0 else ''), parse_wipefs(wout))
+
+
+# ---- where the engine keeps its layers --------------------------------------------
+
+def layer_root(version: _engine.Version | None, config: dict[str, t.Any],
+               flags: list[_daemon_config.FlagUse] | None = None) -> tuple[str, bool]:
+    """The directory that holds the image layers, and whether that is
+    containerd's btrfs snapshotter root (containerd image store) rather than
+    dockerd's data root. Without an engine installed, the daemon.json
+    feature flag alone decides."""
+    if version is None:
+        features = config.get('features') if isinstance(config.get('features'), dict) else {}
+        containerd = features.get('containerd-snapshotter') is True
+    else:
+        containerd = _engine.uses_containerd_store(version, config)
+    if containerd:
+        return SNAPSHOTTER_ROOT, True
+    return _daemon_config.data_root_of(config, flags), False
+
+
+def detect_layer_root(module: t.Any, daemon_config: str) -> tuple[str, bool, str | None]:
+    """layer_root() for this host: daemon.json, dockerd flags in the systemd
+    unit and environment files, and the installed engine's version."""
+    config, dummy_warnings = _daemon_config.parse_config(read_text(daemon_config), daemon_config)
+    files = {}
+    for path in _daemon_config.expand_sources(list(_daemon_config.DEFAULT_FLAGS_SOURCES)):
+        text = read_text(path)
+        if text is not None:
+            files[path] = text
+    flags = _daemon_config.scan_flag_sources(files)
+    engine = _engine.engine_facts(module)
+    version = engine.version if engine else None
+    root, containerd = layer_root(version, config or {}, flags)
+    return root, containerd, _engine.version_string(version) if version else None
+
+
+# ---- is an engine using it? ------------------------------------------------------
+
+def read_processes(proc_root: str = '/proc') -> list[tuple[int, str, list[str]]]:
+    """(pid, comm, argv) of every process that can be read."""
+    found = []
+    for entry in os.listdir(proc_root):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc_root, entry, 'comm'), encoding='utf-8', errors='replace') as handle:
+                comm = handle.read().strip()
+            with open(os.path.join(proc_root, entry, 'cmdline'), 'rb') as handle:
+                argv = [arg.decode('utf-8', 'surrogateescape') for arg in handle.read().split(b'\0') if arg]
+        except OSError:
+            continue
+        found.append((int(entry), comm, argv))
+    return found
+
+
+def dockerd_data_root(argv: list[str], read: t.Callable[[str], str | None] = read_text) -> str:
+    """The data root of a running dockerd: its --data-root flag, else
+    data-root in its --config-file (default /etc/docker/daemon.json), else
+    /var/lib/docker."""
+    flags = _daemon_config.parse_flags(argv[1:])
+    config_path = _daemon_config.DEFAULT_PATH
+    for use in flags:
+        if use.flag in ('data-root', 'graph') and use.value:
+            return use.value  # dockerd refuses a directive given both ways, so the flag is it
+        if use.flag == 'config-file' and use.value:
+            config_path = use.value
+    try:
+        config, dummy = _daemon_config.parse_config(read(config_path), config_path)
+    except HostprepError:
+        config = None
+    return _daemon_config.data_root_of(config or {}, flags)
+
+
+_TOML_ROOT = re.compile(r'^\s*root\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
+
+
+def containerd_root(argv: list[str], read: t.Callable[[str], str | None] = read_text) -> str:
+    """containerd's root: --root, else top-level ``root`` of its --config
+    (default /etc/containerd/config.toml), else /var/lib/containerd."""
+    config_path = '/etc/containerd/config.toml'
+    args = argv[1:]
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition('=')
+        if not eq:
+            value = args[i + 1] if i + 1 < len(args) else ''
+        if name == '--root' and value:
+            return value
+        if name in ('--config', '-c') and value:
+            config_path = value
+    text = read(config_path) or ''
+    top = re.split(r'^\s*\[', text, maxsplit=1, flags=re.MULTILINE)[0]
+    match = _TOML_ROOT.search(top)
+    return match.group(1) if match else _engine.CONTAINERD_ROOT
+
+
+def engines_using(paths: list[str], processes: list[tuple[int, str, list[str]]],
+                  read: t.Callable[[str], str | None] = read_text) -> list[str]:
+    """Running dockerd (or containerd) processes whose data root holds, or
+    lies inside, one of paths."""
+    users = []
+    for pid, comm, argv in processes:
+        if comm == 'dockerd' or (argv and os.path.basename(argv[0]) == 'dockerd'):
+            root = dockerd_data_root(argv, read)
+            what = 'dockerd'
+        elif comm == 'containerd' or (argv and os.path.basename(argv[0]) == 'containerd'):
+            root = containerd_root(argv, read)
+            what = 'containerd'
+        else:
+            continue
+        for path in paths:
+            if _mounts.is_within(path, root) or _mounts.is_within(root, path):
+                users.append('%s (pid %d) with root %s' % (what, pid, root))
+                break
+    return users
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the engine's unix socket (what the Docker SDK does, without
+    importing it: the SDK costs more than a second of start-up per run)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__('localhost', timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def _engine_info(client_get: t.Callable[[str], tuple[int, bytes]], docker_host: str) -> dict[str, t.Any] | None:
+    status, body = client_get('/_ping')
+    if status != 200:
+        return None
+    answer: dict[str, t.Any] = {'docker_host': docker_host, 'data_root': None, 'driver': None, 'version': None}
+    status, body = client_get('/info')
+    if status == 200:
+        try:
+            info = json.loads(body.decode('utf-8', 'replace'))
+            answer.update(data_root=info.get('DockerRootDir'), driver=info.get('Driver'),
+                          version=info.get('ServerVersion'))
+        except ValueError:
+            pass
+    return answer
+
+
+def ping_engine(docker_host: str, timeout: float = PING_TIMEOUT) -> dict[str, t.Any] | None:
+    """The engine answering at docker_host (its /_ping, then /info for the
+    data root), or None when nothing answers. unix:// sockets are asked
+    directly; other addresses (tcp://, ssh://) through the Docker SDK when it
+    is installed."""
+    if docker_host.startswith('unix://'):
+        path = docker_host[len('unix://'):]
+
+        def get(url: str) -> tuple[int, bytes]:
+            conn = _UnixHTTPConnection(path, timeout)
+            try:
+                conn.request('GET', url)
+                response = conn.getresponse()
+                return response.status, response.read()
+            finally:
+                conn.close()
+
+        try:
+            return _engine_info(get, docker_host)
+        except (OSError, http.client.HTTPException):
+            return None
+    try:
+        import docker
+    except ImportError:
+        raise HostprepError('docker_host %s is not a unix socket, and the Docker SDK for Python, needed to ask an '
+                            'engine there whether it runs, is not installed; install it (python3-docker) or give '
+                            'the unix socket' % docker_host) from None
+    try:
+        client = docker.APIClient(base_url=docker_host, version='auto', timeout=timeout)
+    except Exception:  # nothing answers there
+        return None
+    try:
+        if not client.ping():
+            return None
+        info = client.info()
+        return {'docker_host': docker_host, 'data_root': info.get('DockerRootDir'), 'driver': info.get('Driver'),
+                'version': info.get('ServerVersion')}
+    except Exception:
+        return None
+    finally:
+        client.close()
+
+
+# ---- fstab -------------------------------------------------------------------------
+
+def _unquote(value: str) -> str:
+    return value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in '"\'' else value
+
+
+def source_refers_to(spec: str, device: DeviceFacts,
+                     same_device: t.Callable[[str, str], bool] = _mounts.same_block_device) -> bool:
+    """Whether an fstab source (UUID=, LABEL=, PARTUUID=, PARTLABEL= or a
+    path such as /dev/disk/by-id/...) names the device."""
+    tag, eq, value = spec.partition('=')
+    if eq and tag in ('UUID', 'LABEL', 'PARTUUID', 'PARTLABEL'):
+        have = {'UUID': device.uuid, 'LABEL': device.label,
+                'PARTUUID': device.blkid.get('PART_ENTRY_UUID'),
+                'PARTLABEL': device.blkid.get('PART_ENTRY_NAME')}[tag]
+        value = _unquote(value)
+        if tag.endswith('UUID'):
+            return bool(have) and value.lower() == str(have).lower()
+        return bool(have) and value == have
+    return spec.startswith('/') and (os.path.normpath(spec) == os.path.normpath(device.path)
+                                     or same_device(spec, device.path))
+
+
+def wanted_entries(device: DeviceFacts, uuid_value: str | None, mount_point: str, target: str,
+                   mount_options: list[str], current: _fstab.Fstab,
+                   same_device: t.Callable[[str, str], bool] = _mounts.same_block_device,
+                   ) -> tuple[list[_fstab.Entry], t.Callable[[_fstab.Entry, _fstab.Entry], bool]]:
+    """The btrfs entry and the bind entry, and how to compare them with what
+    fstab holds. A btrfs entry that already names the device another way
+    (a path, LABEL=, ...) keeps its spelling; a new one uses UUID=."""
+    source = 'UUID=%s' % uuid_value if uuid_value else device.path
+    for entry in current.find(mount_point):
+        if source_refers_to(entry.source, device, same_device):
+            source = entry.source
+            break
+    btrfs = _fstab.Entry(source, mount_point, 'btrfs', list(mount_options) or ['defaults'], 0, 0)
+    # x-systemd.requires-mounts-for orders the bind mount after the btrfs
+    # mount under systemd (systemd.mount(5)); mount(8) ignores x-* options.
+    bind = _fstab.Entry(mount_point, target, 'none',
+                        ['bind', 'x-systemd.requires-mounts-for=%s' % _fstab.escape(mount_point)], 0, 0)
+
+    def same(existing: _fstab.Entry, wanted: _fstab.Entry) -> bool:
+        if existing.fstype != wanted.fstype or existing.option_set() != wanted.option_set() \
+                or (existing.dump, existing.passno) != (wanted.dump, wanted.passno):
+            return False
+        if wanted is btrfs:
+            return source_refers_to(existing.source, device, same_device)
+        return _fstab.normpath(existing.source) == _fstab.normpath(wanted.source)
+
+    return [btrfs, bind], same
+
+
+# ---- the plan ----------------------------------------------------------------------
+
+def expected_fsroot(mount_options: list[str]) -> str:
+    """FSROOT the btrfs mount will show: ``/`` or the subvolume named in
+    ``subvol=``."""
+    for opt in mount_options:
+        key, eq, value = opt.partition('=')
+        if key == 'subvol' and eq:
+            return '/' + value.strip('/')
+    return '/'
+
+
+class Plan:
+    """What the module will do, decided before anything changes."""
+
+    def __init__(self) -> None:
+        self.wipe = False
+        self.format = False
+        self.mount = False
+        self.bind = False
+        self.migrate = False
+        self.fsroot = '/'
+        self.warnings: list[str] = []
+
+    @property
+    def changes_mounts(self) -> bool:
+        return self.format or self.mount or self.bind or self.migrate
+
+
+def _check_paths(mount_point: str, target: str) -> None:
+    for name, path in (('mount_point', mount_point), ('data_root', target)):
+        if not path.startswith('/'):
+            raise HostprepError('%s %s is not an absolute path; give an absolute path' % (name, path))
+        if _fstab.normpath(path) == '/':
+            raise HostprepError('%s cannot be /; give a directory of its own' % name)
+    if _mounts.is_within(mount_point, target) or _mounts.is_within(target, mount_point):
+        raise HostprepError('mount_point %s and data_root %s must be separate directories, neither inside the '
+                            'other; choose another mount_point (for example /mnt/docker-btrfs)'
+                            % (mount_point, target))
+
+
+def plan(device: DeviceFacts, mounts: list[_mounts.Mount], mount_point: str, target: str,
+         target_listing: list[str] | None, target_is_dir: bool, params: dict[str, t.Any],
+         engines: list[str],
+         same_device: t.Callable[[str, str], bool] = _mounts.same_block_device) -> Plan:
+    """Decide every step, or refuse with a message that names the object and
+    says what to do. target_listing is the data root's entries (None when it
+    does not exist); engines describes running engines using the paths."""
+    result = Plan()
+    _check_paths(mount_point, target)
+    mount_options = list(params.get('mount_options') or [])
+    result.fsroot = expected_fsroot(mount_options)
+
+    # A running engine blocks every change, so say that first (dockerd also
+    # bind-mounts its data root onto itself, which would look like a conflict).
+    at_mount_point = _mounts.visible_at(mounts, mount_point)
+    at_target = _mounts.visible_at(mounts, target)
+    if engines:
+        fsroot = at_mount_point.fsroot if at_mount_point is not None else result.fsroot
+        complete = (device.is_btrfs and at_mount_point is not None and at_target is not None
+                    and _mounts.shows_same_files(at_mount_point, device.path, fsroot, same_device)
+                    and _mounts.shows_same_files(at_target, device.path, fsroot, same_device))
+        if not complete:
+            raise HostprepError('the container engine is running: %s; stop it (and its containers) before its '
+                                'storage is moved, then run this again' % '; '.join(engines), engines=engines)
+
+    # The device.
+    if device.is_btrfs:
+        if params.get('label') and device.label != params['label']:
+            result.warnings.append('device %s already holds btrfs labelled %r, not %r; it is kept as it is (set '
+                                   'the label with: btrfs filesystem label %s %s)'
+                                   % (device.path, device.label, params['label'], device.path, params['label']))
+    elif not device.is_empty:
+        if not params.get('force'):
+            raise HostprepError('device %s carries a signature (%s); it is not formatted unless you pass '
+                                'force=true, which destroys what is on it' % (device.path, device.describe_signatures()))
+        result.wipe = bool(device.signatures)
+        result.format = True
+    else:
+        result.format = True
+    device_mounts = _mounts.mounts_of(mounts, device.path, same_device)
+    if result.format:
+        if device_mounts:
+            raise HostprepError('device %s is mounted at %s; it cannot be formatted while mounted: unmount it first'
+                                % (device.path, ', '.join(m.target for m in device_mounts)))
+        if device.size < BTRFS_MIN_BYTES:
+            raise HostprepError('device %s is too small for btrfs: %d bytes, mkfs.btrfs needs at least %d; give a '
+                                'larger device' % (device.path, device.size, BTRFS_MIN_BYTES))
+
+    # The btrfs mount.
+    if at_mount_point is None:
+        result.mount = True
+    elif not _mounts.shows_same_files(at_mount_point, device.path, result.fsroot, same_device):
+        raise HostprepError('mount_point %s already has %s mounted on it, not device %s; unmount it or choose '
+                            'another mount_point' % (mount_point, at_mount_point.describe(), device.path))
+    else:
+        result.fsroot = at_mount_point.fsroot or '/'
+
+    # The bind mount onto the data root.
+    if at_target is None:
+        result.bind = True
+    elif not _mounts.shows_same_files(at_target, device.path, result.fsroot, same_device):
+        raise HostprepError('data root %s already has %s mounted on it, not %s of device %s; unmount it first, or '
+                            'choose another data_root' % (target, at_target.describe(), result.fsroot, device.path))
+    if result.bind and target_listing is not None and not target_is_dir:
+        raise HostprepError('data root %s exists and is not a directory; remove it or choose another data_root'
+                            % target)
+
+    if result.bind and target_listing:
+        if not params.get('migrate'):
+            shown = ', '.join(sorted(target_listing)[:5]) + (', ...' if len(target_listing) > 5 else '')
+            raise HostprepError('data root %s is not empty (%s); pass migrate=true to copy its content onto the '
+                                'btrfs filesystem first, or empty it' % (target, shown))
+        result.migrate = True
+    return result
+
+
+# ---- copying the data root -----------------------------------------------------------
+
+def tree_size(root: str) -> dict[str, int]:
+    """Files (everything but directories) and bytes of regular files under
+    root; a file with several hard links counts once."""
+    files = 0
+    size = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            info = os.lstat(os.path.join(dirpath, name))
+            key = (info.st_dev, info.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            files += 1
+            if os.path.isfile(os.path.join(dirpath, name)) and not os.path.islink(os.path.join(dirpath, name)):
+                size += info.st_size
+    return {'files': files, 'bytes': size}
+
+
+def copy_tree(module: t.Any, source: str, destination: str) -> None:
+    """Copy source's content and its own mode/owner into destination in ONE
+    cp invocation, so hard links between files stay hard links. -a keeps
+    ownership, modes (with ACLs), timestamps and symlinks; the explicit
+    --preserve=xattr makes a lost extended attribute an error."""
+    cp = module.get_bin_path('cp', required=True)
+    run(module, [cp, '-a', '--preserve=xattr', '--reflink=auto', '--',
+                 os.path.join(source, '.'), destination.rstrip('/') + '/'])
+
+
+def empty_directory(path: str) -> None:
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+        else:
+            os.unlink(full)
+
+
+# ---- the module's work ----------------------------------------------------------------
+
+def _mount_lines(mounts: list[_mounts.Mount], paths: list[str]) -> str:
+    lines = []
+    for path in paths:
+        for mount in _mounts.mounts_at(mounts, path):
+            lines.append('%s on %s type %s (%s)\n' % (mount.describe().rsplit(' (', 1)[0], mount.target,
+                                                       mount.fstype, ','.join(mount.options)))
+    return ''.join(lines)
+
+
+def _listing(path: str) -> tuple[list[str] | None, bool]:
+    if not os.path.lexists(path):
+        return None, False
+    if not os.path.isdir(path) or os.path.islink(path):
+        return [os.path.basename(path)], False
+    return os.listdir(path), True
+
+
+def manage(module: t.Any) -> dict[str, t.Any]:
+    params = module.params
+    device_path = params['device']
+    mount_point = _fstab.normpath(params['mount_point'])
+    warnings: list[str] = []
+
+    # Read everything first.
+    device = read_device(module, device_path)
+    containerd_store = False
+    engine_version = None
+    if params.get('data_root'):
+        target = _fstab.normpath(params['data_root'])
+    else:
+        target, containerd_store, engine_version = detect_layer_root(module, params['daemon_config'])
+    mounts = _mounts.read_mounts(module)
+    target_listing, target_is_dir = _listing(target)
+    answering = ping_engine(params['docker_host'])
+    engines = engines_using([target, mount_point], read_processes())
+    if answering:
+        engines.insert(0, 'the engine answering at %s (data root %s)'
+                       % (params['docker_host'], answering.get('data_root') or 'unknown'))
+
+    the_plan = plan(device, mounts, mount_point, target, target_listing, target_is_dir, params, engines)
+    warnings.extend(the_plan.warnings)
+
+    fstab_path = params['fstab']
+    if os.path.isdir(fstab_path):
+        raise HostprepError('fstab %s is a directory; give the path of the fstab file' % fstab_path)
+    fstab_before = read_text(fstab_path)
+    new_uuid = str(uuid.uuid4()) if the_plan.format else None
+    entries, same = wanted_entries(device, new_uuid or device.uuid, mount_point, target,
+                                   list(params.get('mount_options') or []), _fstab.Fstab(fstab_before))
+    fstab_after, fstab_changed = _fstab.ensure_entries(fstab_before, entries, same)
+
+    migrated = tree_size(target) if the_plan.migrate else None
+    changed = the_plan.changes_mounts or fstab_changed
+    mounts_after = mounts
+    if changed and not module.check_mode:
+        mounts_after, migrated = apply(module, the_plan, device, mount_point, target, new_uuid,
+                                       fstab_path, fstab_after if fstab_changed else None, migrated)
+        device = read_device(module, device_path)
+
+    if not the_plan.mount and not the_plan.bind:
+        kernel = _mounts.visible_at(mounts, mount_point)
+        if kernel is not None:
+            missing = [opt for opt in params.get('mount_options') or []
+                       if opt != 'defaults' and not _option_shown(opt, kernel.options)]
+            if missing:
+                warnings.append('%s is mounted without %s; the fstab entry has them from the next mount on '
+                                '(remount it while the engine is stopped to use them now)'
+                                % (mount_point, ','.join(missing)))
+    if containerd_store and params.get('data_root') is None:
+        warnings.append('the engine uses the containerd image store: the btrfs filesystem is bind-mounted onto '
+                        'containerd\'s btrfs snapshotter root %s, where the image layers live' % target)
+
+    result_mounts = [
+        {'source': device_path, 'target': mount_point, 'fstype': 'btrfs',
+         'options': list(params.get('mount_options') or []) or ['defaults'], 'changed': the_plan.mount},
+        {'source': mount_point, 'target': target, 'fstype': 'none', 'options': ['bind'],
+         'changed': the_plan.bind},
+    ]
+    for item in result_mounts:
+        kernel = _mounts.visible_at(mounts_after, item['target'])
+        if kernel is not None and not module.check_mode:
+            item['kernel'] = kernel.as_dict()
+    predicted = list(mounts)
+    if module.check_mode:
+        if the_plan.mount:
+            predicted.append(_mounts.Mount(mount_point, device_path, 'btrfs', result_mounts[0]['options'],
+                                           the_plan.fsroot))
+        if the_plan.bind:
+            predicted.append(_mounts.Mount(target, device_path, 'btrfs', result_mounts[0]['options'],
+                                           the_plan.fsroot))
+    else:
+        predicted = mounts_after
+    for warning in warnings:
+        module.warn(warning)
+    return {
+        'changed': changed,
+        'device': device.as_dict(),
+        'formatted': the_plan.format,
+        'mount_point': mount_point,
+        'data_root': target,
+        'containerd_image_store': containerd_store,
+        'engine_version': engine_version,
+        'mounts': result_mounts,
+        'migrated': migrated,
+        'fstab': fstab_path,
+        'fstab_changed': fstab_changed,
+        'fstab_entries': [entry.as_dict() for entry in entries],
+        'diff': [
+            {'before_header': fstab_path, 'after_header': fstab_path,
+             'before': fstab_before or '', 'after': fstab_after},
+            {'before_header': 'mounts at %s and %s' % (mount_point, target),
+             'after_header': 'mounts at %s and %s' % (mount_point, target),
+             'before': _mount_lines(mounts, [mount_point, target]),
+             'after': _mount_lines(predicted, [mount_point, target])},
+        ],
+    }
+
+
+def _option_shown(option: str, kernel_options: list[str]) -> bool:
+    """The kernel shows compress=zstd as compress=zstd:3."""
+    return any(opt == option or opt.startswith(option + ':') for opt in kernel_options)
+
+
+def apply(module: t.Any, the_plan: Plan, device: DeviceFacts, mount_point: str, target: str,
+          new_uuid: str | None, fstab_path: str, fstab_text: str | None,
+          migrated: dict[str, int] | None) -> tuple[list[_mounts.Mount], dict[str, int] | None]:
+    """Do the planned steps; on failure undo the mounts made (and the copy
+    made onto a fresh filesystem) and fail with what happened. fstab is
+    written last, so a failed step leaves it as it was."""
+    params = module.params
+    mounted: list[str] = []
+    copied = False
+    try:
+        if the_plan.wipe:
+            run(module, [module.get_bin_path('wipefs', required=True), '--all', '--', device.path])
+        if the_plan.format:
+            args = [module.get_bin_path('mkfs.btrfs', required=True), '--uuid', t.cast(str, new_uuid)]
+            if params.get('label'):
+                args += ['--label', params['label']]
+            if the_plan.wipe:
+                args.append('--force')
+            run(module, args + list(params.get('mkfs_options') or []) + ['--', device.path])
+        if the_plan.mount:
+            os.makedirs(mount_point, mode=0o755, exist_ok=True)
+            _mounts.mount(module, device.path, mount_point, 'btrfs', list(params.get('mount_options') or []))
+            mounted.append(mount_point)
+        if the_plan.bind and os.path.isdir(target):
+            # The data root keeps its own mode and owner once the bind mount covers it.
+            info = os.stat(target)
+            if the_plan.migrate:
+                leftover = os.listdir(mount_point)
+                if leftover:
+                    raise HostprepError('cannot migrate data root %s: the btrfs filesystem at %s is not empty (%s); '
+                                        'empty it or leave migrate off to use its content as it is'
+                                        % (target, mount_point, ', '.join(sorted(leftover)[:5])))
+                copied = True
+                copy_tree(module, target, mount_point)
+                migrated = tree_size(mount_point)
+                source_size = tree_size(target)
+                if migrated != source_size:
+                    raise HostprepError('the copy of data root %s onto %s is incomplete: %s copied of %s'
+                                        % (target, mount_point, migrated, source_size))
+            else:
+                os.chown(mount_point, info.st_uid, info.st_gid)
+                os.chmod(mount_point, info.st_mode & 0o7777)
+        if the_plan.bind:
+            os.makedirs(target, mode=0o711, exist_ok=True)
+            _mounts.bind_mount(module, mount_point, target)
+            mounted.append(target)
+        if fstab_text is not None:
+            atomic_write(module, fstab_path, fstab_text, mode=0o644)
+        mounts_after = _mounts.read_mounts(module)
+        at_target = _mounts.visible_at(mounts_after, target)
+        if at_target is None or not _mounts.shows_same_files(at_target, device.path, the_plan.fsroot):
+            raise HostprepError('after mounting, data root %s does not show device %s: the kernel reports %s'
+                                % (target, device.path, at_target.describe() if at_target else 'no mount'))
+        return mounts_after, migrated
+    except (HostprepError, OSError) as exc:
+        undone = []
+        if target in mounted:
+            error = _mounts.unmount_quietly(module, target)
+            undone.append('unmounted %s' % target if error is None else 'could not unmount %s: %s' % (target, error))
+        if copied:
+            try:
+                empty_directory(mount_point)
+                undone.append('removed the partial copy under %s' % mount_point)
+            except OSError as err:
+                undone.append('could not remove the partial copy under %s: %s' % (mount_point, err))
+        if mount_point in mounted:
+            error = _mounts.unmount_quietly(module, mount_point)
+            undone.append('unmounted %s' % mount_point if error is None
+                          else 'could not unmount %s: %s' % (mount_point, error))
+        msg = exc.msg if isinstance(exc, HostprepError) else str(exc)
+        details = dict(exc.details) if isinstance(exc, HostprepError) else {}
+        details['rolled_back'] = undone
+        raise HostprepError('%s (rolled back: %s; %s was not changed)' % (msg, ', '.join(undone) or 'nothing',
+                                                                           fstab_path), **details) from exc
