@@ -15,12 +15,9 @@ fails. Parsers and ``plan()`` are pure functions.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import re
 import shutil
-import socket
 import typing as t
 import uuid
 
@@ -32,6 +29,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
+from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _fstab
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
 
@@ -40,7 +38,6 @@ DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
 # mkfs.btrfs (btrfs-progs 6.2) refuses smaller devices: "minimum size for each
 # btrfs device is 114294784" (tests/unit/fixtures/btrfs/mkfs_btrfs_too_small.txt).
 BTRFS_MIN_BYTES = 114294784
-PING_TIMEOUT = 5
 
 
 # ---- the device ----------------------------------------------------------------
@@ -171,164 +168,6 @@ def detect_layer_root(module: t.Any, daemon_config: str) -> tuple[str, bool, str
     version = engine.version if engine else None
     root, containerd = layer_root(version, config or {}, flags)
     return root, containerd, _engine.version_string(version) if version else None
-
-
-# ---- is an engine using it? ------------------------------------------------------
-
-def read_processes(proc_root: str = '/proc') -> list[tuple[int, str, list[str]]]:
-    """(pid, comm, argv) of every process that can be read."""
-    found = []
-    for entry in os.listdir(proc_root):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(os.path.join(proc_root, entry, 'comm'), encoding='utf-8', errors='replace') as handle:
-                comm = handle.read().strip()
-            with open(os.path.join(proc_root, entry, 'cmdline'), 'rb') as handle:
-                argv = [arg.decode('utf-8', 'surrogateescape') for arg in handle.read().split(b'\0') if arg]
-        except OSError:
-            continue
-        found.append((int(entry), comm, argv))
-    return found
-
-
-def dockerd_data_root(argv: list[str], read: t.Callable[[str], str | None] = read_text) -> str:
-    """The data root of a running dockerd: its --data-root flag, else
-    data-root in its --config-file (default /etc/docker/daemon.json), else
-    /var/lib/docker."""
-    flags = _daemon_config.parse_flags(argv[1:])
-    config_path = _daemon_config.DEFAULT_PATH
-    for use in flags:
-        if use.flag in ('data-root', 'graph') and use.value:
-            return use.value  # dockerd refuses a directive given both ways, so the flag is it
-        if use.flag == 'config-file' and use.value:
-            config_path = use.value
-    try:
-        config, dummy = _daemon_config.parse_config(read(config_path), config_path)
-    except HostprepError:
-        config = None
-    return _daemon_config.data_root_of(config or {}, flags)
-
-
-_TOML_ROOT = re.compile(r'^\s*root\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
-
-
-def containerd_root(argv: list[str], read: t.Callable[[str], str | None] = read_text) -> str:
-    """containerd's root: --root, else top-level ``root`` of its --config
-    (default /etc/containerd/config.toml), else /var/lib/containerd."""
-    config_path = '/etc/containerd/config.toml'
-    args = argv[1:]
-    for i, arg in enumerate(args):
-        name, eq, value = arg.partition('=')
-        if not eq:
-            value = args[i + 1] if i + 1 < len(args) else ''
-        if name == '--root' and value:
-            return value
-        if name in ('--config', '-c') and value:
-            config_path = value
-    text = read(config_path) or ''
-    top = re.split(r'^\s*\[', text, maxsplit=1, flags=re.MULTILINE)[0]
-    match = _TOML_ROOT.search(top)
-    return match.group(1) if match else _engine.CONTAINERD_ROOT
-
-
-def engines_using(paths: list[str], processes: list[tuple[int, str, list[str]]],
-                  read: t.Callable[[str], str | None] = read_text) -> list[str]:
-    """Running dockerd (or containerd) processes whose data root holds, or
-    lies inside, one of paths."""
-    users = []
-    for pid, comm, argv in processes:
-        if comm == 'dockerd' or (argv and os.path.basename(argv[0]) == 'dockerd'):
-            root = dockerd_data_root(argv, read)
-            what = 'dockerd'
-        elif comm == 'containerd' or (argv and os.path.basename(argv[0]) == 'containerd'):
-            root = containerd_root(argv, read)
-            what = 'containerd'
-        else:
-            continue
-        for path in paths:
-            if _mounts.is_within(path, root) or _mounts.is_within(root, path):
-                users.append('%s (pid %d) with root %s' % (what, pid, root))
-                break
-    return users
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over the engine's unix socket (what the Docker SDK does, without
-    importing it: the SDK costs more than a second of start-up per run)."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__('localhost', timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-def _engine_info(client_get: t.Callable[[str], tuple[int, bytes]], docker_host: str) -> dict[str, t.Any] | None:
-    status, body = client_get('/_ping')
-    if status != 200:
-        return None
-    answer: dict[str, t.Any] = {'docker_host': docker_host, 'data_root': None, 'driver': None, 'version': None}
-    status, body = client_get('/info')
-    if status == 200:
-        try:
-            info = json.loads(body.decode('utf-8', 'replace'))
-            answer.update(data_root=info.get('DockerRootDir'), driver=info.get('Driver'),
-                          version=info.get('ServerVersion'))
-        except ValueError:
-            pass
-    return answer
-
-
-def ping_engine(docker_host: str, timeout: float = PING_TIMEOUT) -> dict[str, t.Any] | None:
-    """The engine answering at docker_host (its /_ping, then /info for the
-    data root), or None when nothing answers. unix:// sockets are asked
-    directly; other addresses (tcp://, ssh://) through the Docker SDK when it
-    is installed."""
-    if docker_host.startswith('unix://'):
-        path = docker_host[len('unix://'):]
-
-        def get(url: str) -> tuple[int, bytes]:
-            conn = _UnixHTTPConnection(path, timeout)
-            try:
-                conn.request('GET', url)
-                response = conn.getresponse()
-                return response.status, response.read()
-            finally:
-                conn.close()
-
-        try:
-            return _engine_info(get, docker_host)
-        except (OSError, http.client.HTTPException):
-            return None
-    try:
-        import docker
-    except ImportError:
-        raise HostprepError('docker_host %s is not a unix socket, and the Docker SDK for Python, needed to ask an '
-                            'engine there whether it runs, is not installed; install it (python3-docker) or give '
-                            'the unix socket' % docker_host) from None
-    try:
-        client = docker.APIClient(base_url=docker_host, version='auto', timeout=timeout)
-    except Exception:  # nothing answers there
-        return None
-    try:
-        if not client.ping():
-            return None
-        info = client.info()
-        return {'docker_host': docker_host, 'data_root': info.get('DockerRootDir'), 'driver': info.get('Driver'),
-                'version': info.get('ServerVersion')}
-    except Exception:
-        return None
-    finally:
-        client.close()
 
 
 # ---- fstab -------------------------------------------------------------------------
@@ -575,8 +414,8 @@ def manage(module: t.Any) -> dict[str, t.Any]:
         target, containerd_store, engine_version = detect_layer_root(module, params['daemon_config'])
     mounts = _mounts.read_mounts(module)
     target_listing, target_is_dir = _listing(target)
-    answering = ping_engine(params['docker_host'])
-    engines = engines_using([target, mount_point], read_processes())
+    answering = _engine_use.ping_engine(params['docker_host'])
+    engines = _engine_use.engines_using([target, mount_point], _engine_use.read_processes())
     if answering:
         engines.insert(0, 'the engine answering at %s (data root %s)'
                        % (params['docker_host'], answering.get('data_root') or 'unknown'))

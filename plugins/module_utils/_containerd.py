@@ -37,7 +37,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
     atomic_write,
     read_text,
 )
-from ansible_collections.hostprep.container_host.plugins.module_utils import _btrfs
+from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
 from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_config import _read_sources
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
@@ -259,7 +259,7 @@ def engine_version(module: t.Any, params: dict[str, t.Any]) -> _engine.Version:
     facts = _engine.engine_facts(module, params.get('dockerd_path'))
     if facts is not None:
         return facts.version
-    answer = _btrfs.ping_engine(params['docker_host'])
+    answer = _engine_use.ping_engine(params['docker_host'])
     if answer and answer.get('version'):
         return _engine.parse_dockerd_version('version %s' % answer['version'])
     raise HostprepError('no Docker engine found: no dockerd binary on PATH and none answers on %s; install the engine '

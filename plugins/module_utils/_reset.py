@@ -22,10 +22,9 @@ import typing as t
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
     Differences,
     HostprepError,
-    read_text,
 )
-from ansible_collections.hostprep.container_host.plugins.module_utils import _btrfs
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
+from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils import _sizes
 
@@ -89,44 +88,6 @@ def mounts_below(real: str, mounts: list[_mounts.Mount]) -> list[str]:
     """Mount points strictly below real."""
     return sorted({mount.target for mount in mounts
                    if _mounts.is_within(mount.target, real) and os.path.normpath(mount.target) != real})
-
-
-# ---- is dockerd using it -------------------------------------------------------
-
-def parse_cmdline(raw: bytes) -> list[str]:
-    return [part.decode('utf-8', 'surrogateescape') for part in raw.split(b'\0') if part]
-
-
-def is_dockerd(argv: list[str]) -> bool:
-    return bool(argv) and os.path.basename(argv[0]) == 'dockerd'
-
-
-def _alive(pid: int, proc: str) -> bool:
-    """A process that exists and is not a zombie."""
-    try:
-        with open(os.path.join(proc, str(pid), 'stat'), encoding='utf-8') as handle:
-            return handle.read().rsplit(') ', 1)[1][:1] not in ('Z', 'X')
-    except (OSError, IndexError):
-        return False
-
-
-def _cmdline(pid: int, proc: str) -> list[str]:
-    try:
-        with open(os.path.join(proc, str(pid), 'cmdline'), 'rb') as handle:
-            return parse_cmdline(handle.read())
-    except OSError:
-        return []
-
-
-def pidfile_dockerd(pidfile: str, proc: str = '/proc') -> int | None:
-    """The pid in dockerd's pidfile when that process is a live dockerd."""
-    text = read_text(pidfile)
-    if not text or not text.strip().isdigit():
-        return None
-    pid = int(text.strip())
-    if _alive(pid, proc) and is_dockerd(_cmdline(pid, proc)):
-        return pid
-    return None
 
 
 # ---- what is in it ------------------------------------------------------------
@@ -261,9 +222,9 @@ def reset(module: t.Any) -> dict[str, t.Any]:
 
     # dockerd (and the containerd it started under the data root) by their
     # command lines, the pidfile, and the socket: shared with btrfs_data_root.
-    users = _btrfs.engines_using([real], _btrfs.read_processes())
-    pid = pidfile_dockerd(params['pidfile'])
-    answers = _btrfs.ping_engine(params['docker_host'], params['timeout'])
+    users = _engine_use.engines_using([real], _engine_use.read_processes())
+    pid = _engine_use.pidfile_dockerd(params['pidfile'])
+    answers = _engine_use.ping_engine(params['docker_host'], params['timeout'])
     if users or pid or answers:
         why = list(users)
         if pid:

@@ -11,6 +11,7 @@ import os
 import pytest
 
 from ansible_collections.hostprep.container_host.plugins.module_utils import _btrfs
+from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _fstab
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
@@ -211,7 +212,7 @@ def read(path: str) -> str | None:
     (['dockerd', '--config-file', '/nowhere.json'], '/var/lib/docker'),
 ])
 def test_dockerd_data_root(argv, root):
-    assert _btrfs.dockerd_data_root(argv, read) == root
+    assert _engine_use.dockerd_data_root(argv, read) == root
 
 
 @pytest.mark.parametrize('argv, root', [
@@ -221,7 +222,7 @@ def test_dockerd_data_root(argv, root):
     (['/usr/bin/containerd'], '/var/lib/containerd'),
 ])
 def test_containerd_root(argv, root):
-    assert _btrfs.containerd_root(argv, read) == root
+    assert _engine_use.containerd_root(argv, read) == root
 
 
 def test_engines_using():
@@ -232,10 +233,10 @@ def test_engines_using():
         (13, 'containerd', ['/usr/bin/containerd']),
         (14, 'bash', ['bash', '/tmp/rec/d']),
     ]
-    assert _btrfs.engines_using(['/tmp/rec/d', '/tmp/rec/m'], processes, read) == [
+    assert _engine_use.engines_using(['/tmp/rec/d', '/tmp/rec/m'], processes, read) == [
         'dockerd (pid 10) with root /tmp/rec/d',
         'containerd (pid 11) with root /tmp/rec/d/containerd/daemon']
-    assert _btrfs.engines_using([_btrfs.SNAPSHOTTER_ROOT], processes, read) == [
+    assert _engine_use.engines_using([_btrfs.SNAPSHOTTER_ROOT], processes, read) == [
         'containerd (pid 13) with root /var/lib/containerd']
 
 
@@ -243,14 +244,14 @@ def test_engine_info_from_api_answers():
     answers = {'/_ping': (200, b'OK'),
                '/info': (200, json.dumps({'DockerRootDir': '/var/lib/docker', 'Driver': 'btrfs',
                                           'ServerVersion': '20.10.24+dfsg1'}).encode())}
-    assert _btrfs._engine_info(answers.get, 'unix:///x.sock') == {
+    assert _engine_use.engine_info(answers.get, 'unix:///x.sock') == {
         'docker_host': 'unix:///x.sock', 'data_root': '/var/lib/docker', 'driver': 'btrfs',
         'version': '20.10.24+dfsg1'}
-    assert _btrfs._engine_info(lambda url: (503, b''), 'unix:///x.sock') is None
+    assert _engine_use.engine_info(lambda url: (503, b''), 'unix:///x.sock') is None
 
 
 def test_ping_engine_without_a_listener(tmp_path):
-    assert _btrfs.ping_engine('unix://%s/none.sock' % tmp_path, timeout=1) is None
+    assert _engine_use.ping_engine('unix://%s/none.sock' % tmp_path, timeout=1) is None
 
 
 # ---- fstab entries ------------------------------------------------------------------------

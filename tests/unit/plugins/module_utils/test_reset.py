@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.hostprep.container_host.plugins.module_utils import _btrfs
+from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils import _reset
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
@@ -143,11 +143,11 @@ def test_mounts_below_recorded():
 def test_recorded_dockerd_is_found_by_its_data_root(tmp_path):
     """The shared process scan (btrfs_data_root uses it too) on the recorded
     command line, and the pidfile check."""
-    argv = _reset.parse_cmdline(fixture_bytes('dockerd_20.10.24_cmdline.bin'))
-    assert _reset.is_dockerd(argv)
+    argv = _engine_use.parse_cmdline(fixture_bytes('dockerd_20.10.24_cmdline.bin'))
+    assert _engine_use.is_dockerd(argv)
     processes = [(4242, 'dockerd', argv)]
-    assert _btrfs.engines_using(['/srv/docker-test'], processes, read=lambda path: None)
-    assert not _btrfs.engines_using(['/var/lib/docker'], processes, read=lambda path: None)
+    assert _engine_use.engines_using(['/srv/docker-test'], processes, read=lambda path: None)
+    assert not _engine_use.engines_using(['/var/lib/docker'], processes, read=lambda path: None)
     proc = str(tmp_path / 'proc')
     os.makedirs(os.path.join(proc, '4242'))
     with open(os.path.join(proc, '4242', 'cmdline'), 'wb') as handle:
@@ -157,11 +157,11 @@ def test_recorded_dockerd_is_found_by_its_data_root(tmp_path):
         handle.write('4242 (dockerd) S 1 4242 4242 0 -1\n')
     pidfile = tmp_path / 'docker.pid'
     pidfile.write_text('4242\n')
-    assert _reset.pidfile_dockerd(str(pidfile), proc=proc) == 4242
+    assert _engine_use.pidfile_dockerd(str(pidfile), proc=proc) == 4242
     with open(stat_path, 'w', encoding='utf-8') as handle:
         handle.write('4242 (dockerd) Z 1 4242 4242 0 -1\n')
-    assert _reset.pidfile_dockerd(str(pidfile), proc=proc) is None
-    assert _reset.pidfile_dockerd(str(tmp_path / 'none.pid'), proc=proc) is None
+    assert _engine_use.pidfile_dockerd(str(pidfile), proc=proc) is None
+    assert _engine_use.pidfile_dockerd(str(tmp_path / 'none.pid'), proc=proc) is None
 
 
 def test_allocated_bytes_counts_hard_links_once(tmp_path):
