@@ -148,7 +148,7 @@ def run_manual(engine: PrivateDockerd) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--counts', default='0,100,1000', help='comma-separated object counts')
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--fs-size-mb', type=int, default=4096)
@@ -195,8 +195,8 @@ def main() -> int:
              '`docker system df` (s) | module / manual |',
              '|---|---|---|---|---|']
     for row in rows:
-        lines.append('| %d | %.2f | %.2f | %.2f | %.2f |' % (row['objects'], row['module_s'], row['playbook_s'],
-                                                           row['manual_s'], row['module_s'] / row['manual_s']))
+        cells = (row['objects'], row['module_s'], row['playbook_s'], row['manual_s'], row['module_s'] / row['manual_s'])
+        lines.append('| %d | %.2f | %.2f | %.2f | %.2f |' % cells)
     base = rows[0]
     growth = []
     for prev, row in zip(rows, rows[1:]):
@@ -210,9 +210,9 @@ def main() -> int:
                          per_row / per_prev if per_prev > 0 else float('nan')))
     if len(rows) > 1:
         last = rows[-1]
+        per_object = (last['module_s'] - base['module_s']) / max(last['objects'] - base['objects'], 1) * 1000
         lines += ['', 'Module time per object (N=%d): %.2f ms (above the N=%d baseline).'
-                  % (last['objects'], (last['module_s'] - base['module_s']) / max(last['objects'] - base['objects'],
-                                                                                 1) * 1000, base['objects'])]
+                  % (last['objects'], per_object, base['objects'])]
     lines += ['- ' + g for g in growth]
     report = '\n'.join(lines)
     print()

@@ -385,8 +385,8 @@ def _mount_lines(mounts: list[_mounts.Mount], paths: list[str]) -> str:
     lines = []
     for path in paths:
         for mount in _mounts.mounts_at(mounts, path):
-            lines.append('%s on %s type %s (%s)\n' % (mount.describe().rsplit(' (', 1)[0], mount.target,
-                                                       mount.fstype, ','.join(mount.options)))
+            source = mount.describe().rsplit(' (', 1)[0]
+            lines.append('%s on %s type %s (%s)\n' % (source, mount.target, mount.fstype, ','.join(mount.options)))
     return ''.join(lines)
 
 
@@ -576,5 +576,5 @@ def apply(module: t.Any, the_plan: Plan, device: DeviceFacts, mount_point: str, 
         msg = exc.msg if isinstance(exc, HostprepError) else str(exc)
         details = dict(exc.details) if isinstance(exc, HostprepError) else {}
         details['rolled_back'] = undone
-        raise HostprepError('%s (rolled back: %s; %s was not changed)' % (msg, ', '.join(undone) or 'nothing',
-                                                                           fstab_path), **details) from exc
+        text = '%s (rolled back: %s; %s was not changed)' % (msg, ', '.join(undone) or 'nothing', fstab_path)
+        raise HostprepError(text, **details) from exc

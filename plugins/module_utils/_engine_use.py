@@ -134,8 +134,8 @@ def engines_using(paths: list[str], processes: list[tuple[int, str, list[str]]],
             what = 'containerd'
         else:
             continue
-        for path in paths:
-            if _mounts.is_within(path, root) or _mounts.is_within(root, path):
+        for wanted in paths:
+            if _mounts.is_within(wanted, root) or _mounts.is_within(root, wanted):
                 users.append('%s (pid %d) with root %s' % (what, pid, root))
                 break
     return users

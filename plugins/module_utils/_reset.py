@@ -42,6 +42,7 @@ PROTECTED = frozenset([
 DRIVER_DIRS = frozenset(_engine.GRAPH_DRIVERS_20_10)
 MARKERS = frozenset(['image', 'containers']) | DRIVER_DIRS
 
+
 def parse_size(value: t.Any, name: str) -> int:
     """Bytes from 100G, 2GiB, 512M, 1048576 (binary units, as dockerd's
     dm.loopdatasize reads them)."""

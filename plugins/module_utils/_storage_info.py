@@ -40,6 +40,7 @@ DRIVER_DIRS = ('overlay2', 'btrfs', 'devicemapper', 'zfs', 'vfs', 'fuse-overlayf
 LOOPBACK_DIR = os.path.join('devicemapper', 'devicemapper')
 CONTAINERD_DRIVER_TYPE = 'io.containerd.snapshotter.v1'
 
+
 def parse_bool(value: t.Any) -> bool | None:
     if isinstance(value, bool):
         return value

@@ -315,8 +315,8 @@ class Step:
         self.write = write            # (path, content or None to remove)
 
     def as_dict(self) -> dict[str, t.Any]:
-        return {'what': self.what, 'cmd': self.argv or ['write' if self.write and self.write[1] is not None
-                                                       else 'remove', self.write[0] if self.write else '']}
+        verb = 'write' if self.write and self.write[1] is not None else 'remove'
+        return {'what': self.what, 'cmd': self.argv or [verb, self.write[0] if self.write else '']}
 
 
 def profile_text(threshold: int, percent: int) -> str:
@@ -598,9 +598,9 @@ def plan_present(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dic
                                     'choose another thin_volume name'
                                     % (vg_name, thin['name'], pool_name, row.get('segtype'), row.get('pool_lv') or '-'))
             if row.get('lv_size') != _ceil_div(thin['size'], extent) * extent:
+                sizes = (vg_name, thin['name'], human(row.get('lv_size')), human(thin['size']))
                 warnings.append('thin volume %s/%s is %s, not %s; it is not resized (grow it with lvextend and '
-                                'xfs_growfs while mounted)' % (vg_name, thin['name'], human(row.get('lv_size')),
-                                                              human(thin['size'])))
+                                'xfs_growfs while mounted)' % sizes)
             if fs == 'xfs' and not thin_fs:
                 steps.append(Step('make XFS on %s' % thin_path,
                                   ['mkfs.xfs', '-q', '-m', 'crc=1', '-n', 'ftype=1', thin_path]))

@@ -210,7 +210,7 @@ pool:
   contains:
     vg: {description: Volume group., type: str, sample: docker}
     name: {description: Pool LV name., type: str, sample: thinpool}
-    device: {description: Device-mapper path, for C(dm.thinpooldev)., type: str, sample: /dev/mapper/docker-thinpool}
+    device: {description: 'Device-mapper path, for C(dm.thinpooldev).', type: str, sample: /dev/mapper/docker-thinpool}
     lv_path: {description: LVM path., type: str, sample: /dev/docker/thinpool}
     size: {description: Data size in bytes., type: int, sample: 10196353024}
     metadata_size: {description: Metadata size in bytes., type: int, sample: 104857600}
@@ -227,7 +227,7 @@ thin_volume:
     name: {description: LV name., type: str, sample: data}
     device: {description: Device-mapper path., type: str, sample: /dev/mapper/docker-data}
     size: {description: Virtual size in bytes., type: int, sample: 21474836480}
-    filesystem: {description: Filesystem found on it (or to be made), or null., type: str, sample: xfs}
+    filesystem: {description: 'Filesystem found on it (or to be made), or null.', type: str, sample: xfs}
 pvs_added:
   description: Devices this run initialized or added to the VG (would add, in check mode).
   returned: always

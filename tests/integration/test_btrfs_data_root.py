@@ -363,7 +363,7 @@ def test_refusals_change_nothing(ansible, workdir):
 def test_refused_while_dockerd_runs(ansible, workdir):
     case = case_dir(workdir, 'running')
     engine = PrivateDockerd(case['base'], data_root=case['data_root'], storage_driver='vfs')
-    with loop_device(workdir) as device, engine:
+    with engine, loop_device(workdir) as device:
         results = expect_refusals(ansible, workdir, {
             # found through the API at docker_host ...
             'api': (args_for(case, device, docker_host=engine.base_url),

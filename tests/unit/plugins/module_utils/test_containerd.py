@@ -84,7 +84,8 @@ def test_multiline_imports_with_comments_replaced():
 
 
 def test_crlf_kept():
-    text = fixture('crlf_no_imports_config.toml')
+    # stored with LF (sanity forbids CRLF in the tree); the test makes it CRLF
+    text = fixture('crlf_no_imports_config.toml').replace('\n', '\r\n')
     result = _containerd.set_imports(text, [DROP_IN], 'c')
     assert 'imports = ["%s"]\r\n' % DROP_IN in result and '\n' not in result.replace('\r\n', '')
 
