@@ -128,26 +128,34 @@ class Ansible:
                 records = [json.loads(line) for line in handle if line.strip()]
         return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, records)
 
-    def module(self, name: str, args: dict, check: bool = False, diff: bool = True,
-               inventory: str | None = None) -> dict:
-        """Run one module in a one-task playbook; return its result (failed or not)."""
+    def module_tasks(self, module: str, tasks, inventory: str | None = None) -> dict[str, dict]:
+        """Several calls of one module in ONE ansible-playbook run (every
+        start costs seconds): tasks is {name: args} or [(name, args, check_mode)].
+        Each task may fail; returns name -> result, with 'failed' set from the
+        task's status (ansible-core 2.19 leaves it out of the recorded result)."""
+        if isinstance(tasks, dict):
+            tasks = [(name, args, False) for name, args in tasks.items()]
         play = [{
-            'name': 'run %s' % name,
+            'name': '%s under test' % module,
             'hosts': 'all',
             'gather_facts': False,
-            'tasks': [{'name': 'module under test', name: args, 'ignore_errors': True}],
+            'tasks': [{'name': name, module: args, 'check_mode': check, 'ignore_errors': True}
+                      for name, args, check in tasks],
         }]
         path = os.path.join(self.workdir, 'play-%s.yml' % uuid.uuid4().hex[:8])
         with open(path, 'w', encoding='utf-8') as handle:
             yaml.safe_dump(play, handle)
-        run = self.playbook(path, inventory=inventory, check=check, diff=diff)
-        assert run.records, 'ansible-playbook produced no result (rc %d):\n%s' % (run.rc, run.stdout[-4000:])
-        found = run.results('module under test')
-        assert found, 'task did not run:\n%s' % run.stdout[-4000:]
-        result = dict(found[-1]['result'])
-        # ansible-core 2.19 leaves 'failed' out of the result the callback sees
-        result['failed'] = found[-1]['status'] == 'failed'
-        return result
+        run = self.playbook(path, inventory=inventory)
+        results = {}
+        for name, dummy_args, dummy_check in tasks:
+            found = run.results(name)
+            assert found, 'task %r did not run (rc %d):\n%s' % (name, run.rc, run.stdout[-4000:])
+            results[name] = dict(found[-1]['result'], failed=found[-1]['status'] == 'failed')
+        return results
+
+    def module(self, name: str, args: dict, check: bool = False, inventory: str | None = None) -> dict:
+        """Run one module in a one-task playbook; return its result (failed or not)."""
+        return self.module_tasks(name, [('module under test', args, check)], inventory=inventory)['module under test']
 
 
 @pytest.fixture(scope='session')

@@ -262,24 +262,6 @@ def test_migrate_keeps_owners_modes_xattrs_acls_and_hard_links(ansible, workdir)
         assert describe_tree(case['data_root']) == expected
 
 
-def run_batch(ansible, workdir: str, tasks: list[tuple[str, dict, bool]]) -> dict[str, dict]:
-    """Several module runs (name, args, check mode) in ONE ansible-playbook
-    run, each ignoring errors: every playbook start costs seconds on a loaded
-    machine. Returns the results by name."""
-    play_tasks = [{'name': name, MODULE: args, 'ignore_errors': True, 'check_mode': check}
-                  for name, args, check in tasks]
-    play = [{'name': 'btrfs_data_root cases', 'hosts': 'all', 'gather_facts': False, 'tasks': play_tasks}]
-    path = os.path.join(workdir, 'batch-%s.yml' % uuid.uuid4().hex[:8])
-    with open(path, 'w', encoding='utf-8') as handle:
-        handle.write(json.dumps(play))
-    run = ansible.playbook(path)
-    results = {}
-    for task in play_tasks:
-        found = run.results(task['name'])
-        assert found, 'task %s did not run:\n%s' % (task['name'], run.stdout[-4000:])
-        results[task['name']] = dict(found[-1]['result'], failed=found[-1]['status'] == 'failed')
-    return results
-
 
 def expect_refusals(ansible, workdir, cases: dict[str, tuple], watch: list[tuple],
                     check_too: tuple[str, ...] = ()) -> dict[str, dict]:
@@ -289,7 +271,7 @@ def expect_refusals(ansible, workdir, cases: dict[str, tuple], watch: list[tuple
     before = [snapshot(case, device) for case, device in watch]
     tasks = [(name + ' check', args, True) for name, (args, dummy) in cases.items() if name in check_too]
     tasks += [(name, args, False) for name, (args, dummy) in cases.items()]
-    results = run_batch(ansible, workdir, tasks)
+    results = ansible.module_tasks(MODULE, tasks)
     for task, dummy_args, dummy_check in tasks:
         result = results[task]
         assert result['failed'] and not result.get('changed'), (task, result)
@@ -351,7 +333,7 @@ def test_refusals_change_nothing(ansible, workdir):
         # force formats the ext4 device and leaves no ext4 signature behind;
         # the existing btrfs is then kept, force or not.
         uuid_before = blkid(ext4)['UUID']
-        forced = run_batch(ansible, workdir, [('force', args_for(cases['ext4'], ext4, force=True), False),
+        forced = ansible.module_tasks(MODULE, [('force', args_for(cases['ext4'], ext4, force=True), False),
                                               ('again', args_for(cases['ext4'], ext4, force=True), False)])
         assert not forced['force']['failed'] and forced['force']['formatted'], forced['force']
         assert [sig['type'] for sig in forced['force']['device']['signatures']] == ['btrfs']

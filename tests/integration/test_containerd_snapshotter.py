@@ -28,7 +28,6 @@ import tomllib
 import uuid
 
 import pytest
-import yaml
 
 from conftest import require
 from dockerd import loop_filesystem
@@ -110,22 +109,6 @@ def args(paths: dict, **extra) -> dict:
     base.update(extra)
     return base
 
-
-def run_tasks(ansible, workdir: str, tasks: dict[str, dict]) -> dict[str, dict]:
-    """Several module calls in one ansible-playbook run; name -> result."""
-    play = [{'name': 'containerd_snapshotter cases', 'hosts': 'all', 'gather_facts': False,
-             'tasks': [{'name': name, MODULE: module_args, 'ignore_errors': True}
-                       for name, module_args in tasks.items()]}]
-    path = os.path.join(workdir, 'play-%s.yml' % uuid.uuid4().hex[:6])
-    with open(path, 'w', encoding='utf-8') as handle:
-        yaml.safe_dump(play, handle)
-    run = ansible.playbook(path)
-    results = {}
-    for name in tasks:
-        found = run.results(name)
-        assert found, 'task %r did not run:\n%s' % (name, run.stdout[-3000:])
-        results[name] = dict(found[-1]['result'], failed=found[-1]['status'] == 'failed')
-    return results
 
 
 def refused(result: dict, *phrases: str) -> None:
@@ -274,7 +257,7 @@ def test_bad_input_refused(ansible, workdir, btrfs, engine26):
         'bad pool name': make_case(workdir, 'name', main_config()),
     }
     before = {name: snapshot(paths) for name, paths in cases.items()}
-    results = run_tasks(ansible, workdir, {
+    results = ansible.module_tasks(MODULE, {
         'not btrfs': args(cases['not btrfs'], root_path=os.path.join(cases['not btrfs']['dir'], 'snap'),
                           dockerd_path=engine26),
         'no pool': args(cases['no pool'], snapshotter='devmapper', pool_name='hp-missing-pool', dockerd_path=engine26),

@@ -17,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import uuid
 
 import pytest
 
@@ -110,23 +109,6 @@ def check_backing_fs(facts: dict, mountpoint: str, fstype: str) -> None:
     assert backing['d_type'] is True
 
 
-def run_tasks(ansible, workdir: str, tasks: list[tuple[str, dict, bool]]) -> dict[str, dict]:
-    """Several runs of the module in one playbook (name, args, check mode),
-    each allowed to fail: one ansible-playbook start instead of many on this
-    shared 2-core machine. Returns each task's result with 'failed' set."""
-    play = [{'hosts': 'all', 'gather_facts': False, 'tasks': [
-        {'name': name, MODULE: args, 'check_mode': check, 'ignore_errors': True} for name, args, check in tasks]}]
-    path = os.path.join(workdir, 'play-%s.json' % uuid.uuid4().hex[:8])
-    with open(path, 'w', encoding='utf-8') as handle:
-        json.dump(play, handle)
-    run = ansible.playbook(path)
-    results = {}
-    for name, dummy_args, dummy_check in tasks:
-        found = run.results(name)
-        assert found, 'task %r did not run:\n%s' % (name, run.stdout[-3000:])
-        results[name] = dict(found[-1]['result'], failed=found[-1]['status'] == 'failed')
-    return results
-
 
 def ok(result: dict) -> dict:
     assert not result['failed'], result
@@ -151,7 +133,7 @@ def test_running_then_stopped(ansible, workdir, fs):
             engine.start()
 
         # Empty engines.
-        runs = run_tasks(ansible, workdir, [('empty ' + d, args[d], False) for d, dummy in CASES])
+        runs = ansible.module_tasks(MODULE, [('empty ' + d, args[d], False) for d, dummy in CASES])
         for driver, fstype in CASES:
             facts = ok(runs['empty ' + driver])['storage']
             assert facts['engine'] == {'reachable': True, 'version': '20.10.24', 'api_version': '1.41',
@@ -174,7 +156,7 @@ def test_running_then_stopped(ansible, workdir, fs):
         tasks = []
         for driver, dummy in CASES:
             tasks += [('checked ' + driver, args[driver], True), ('applied ' + driver, args[driver], False)]
-        runs = run_tasks(ansible, workdir, tasks)
+        runs = ansible.module_tasks(MODULE, tasks)
         for driver, fstype in CASES:
             checked = ok(runs['checked ' + driver])['storage']
             facts = ok(runs['applied ' + driver])['storage']
@@ -204,7 +186,7 @@ def test_running_then_stopped(ansible, workdir, fs):
             args[driver]['data_root'] = roots[driver]
             tasks += [('stopped ' + driver, args[driver], False),
                       ('files only ' + driver, dict(args[driver], api=False), False)]
-        runs = run_tasks(ansible, workdir, tasks)
+        runs = ansible.module_tasks(MODULE, tasks)
         for driver, fstype in CASES:
             stopped, files_only = ok(runs['stopped ' + driver]), ok(runs['files only ' + driver])
             facts = stopped['storage']
@@ -236,7 +218,7 @@ def test_unreachable_engine_is_a_warning(ansible, workdir):
     sock.bind(stale)  # bound, never listening: connect() is refused
     hosts = ['unix:///tmp/hp-dsi-missing-%d.sock' % os.getpid(), 'unix://' + stale]
     try:
-        runs = run_tasks(ansible, workdir, [
+        runs = ansible.module_tasks(MODULE, [
             (host, {'docker_host': host, 'data_root': workdir, 'timeout': 5,
                     'daemon_config': os.path.join(workdir, 'none.json'), 'flags_sources': []}, False)
             for host in hosts])
@@ -266,7 +248,7 @@ def test_settings_from_daemon_config_and_flags(ansible, workdir, fs):
     with open(broken, 'w', encoding='utf-8') as handle:
         handle.write('{"storage-driver": "btrfs",\n}')
     before = [n for n in tree(workdir) if not n.startswith('play-')]
-    runs = run_tasks(ansible, workdir, [
+    runs = ansible.module_tasks(MODULE, [
         ('daemon.json', {'daemon_config': config, 'flags_sources': [], 'api': False}, True),
         ('flags', {'daemon_config': os.path.join(workdir, 'none.json'), 'flags_sources': [unit], 'api': False},
          False),
@@ -299,7 +281,7 @@ BAD_INPUT = [
 
 
 def test_bad_input(ansible, workdir):
-    runs = run_tasks(ansible, workdir, [('bad %d' % i, dict(args, flags_sources=[]), False)
+    runs = ansible.module_tasks(MODULE, [('bad %d' % i, dict(args, flags_sources=[]), False)
                                         for i, (args, dummy) in enumerate(BAD_INPUT)])
     for i, (dummy, message) in enumerate(BAD_INPUT):
         result = runs['bad %d' % i]

@@ -17,7 +17,6 @@ import shutil
 import tempfile
 
 import pytest
-import yaml
 
 from conftest import require
 from dockerd import PrivateDockerd, import_busybox, loop_filesystem
@@ -73,23 +72,6 @@ def args(dockerd: PrivateDockerd, **extra) -> dict:
     return base
 
 
-def run_tasks(ansible, workdir: str, tasks: dict[str, dict]) -> dict[str, dict]:
-    """Several module calls in ONE ansible-playbook run (each run costs
-    seconds of start-up on this shared machine); name -> result."""
-    play = [{'name': 'docker_storage_reset cases', 'hosts': 'all', 'gather_facts': False,
-             'tasks': [{'name': name, MODULE: module_args, 'ignore_errors': True}
-                       for name, module_args in tasks.items()]}]
-    path = os.path.join(workdir, 'play-%d.yml' % len(os.listdir(workdir)))
-    with open(path, 'w', encoding='utf-8') as handle:
-        yaml.safe_dump(play, handle)
-    run = ansible.playbook(path)
-    results = {}
-    for name in tasks:
-        found = run.results(name)
-        assert found, 'task %r did not run:\n%s' % (name, run.stdout[-3000:])
-        results[name] = dict(found[-1]['result'], failed=found[-1]['status'] == 'failed')
-    return results
-
 
 def assert_refused(result: dict, *phrases: str) -> None:
     assert result['failed'] and not result.get('changed'), result
@@ -100,7 +82,7 @@ def assert_refused(result: dict, *phrases: str) -> None:
 def test_refused_while_dockerd_runs(ansible, engine, workdir):
     root = engine.data_root
     before = tree(root)
-    results = run_tasks(ansible, workdir, {
+    results = ansible.module_tasks(MODULE, {
         'running': args(engine),
         # found through /proc alone: another socket, no pidfile
         'running, proc only': args(engine, docker_host='unix:///nonexistent/none.sock', pidfile='/nonexistent/pid'),
@@ -126,7 +108,7 @@ def test_refused_bad_input(ansible, engine, workdir):
     with open(os.path.join(other, 'notes.txt'), 'w', encoding='utf-8') as handle:
         handle.write('keep me\n')
     before, before_other = tree(root), tree(other)
-    results = run_tasks(ansible, workdir, {
+    results = ansible.module_tasks(MODULE, {
         'no force': args(engine, force=False),
         'root': args(engine, data_root='/'),
         'var': args(engine, data_root='/var'),
@@ -190,7 +172,7 @@ def test_reset_four_steps(ansible, engine):
 
 def test_reset_volumes_too(ansible, engine, workdir):
     root = engine.data_root
-    results = run_tasks(ansible, workdir, {'wipe': args(engine, keep_volumes=False, loopback=False),
+    results = ansible.module_tasks(MODULE, {'wipe': args(engine, keep_volumes=False, loopback=False),
                                            'wipe again': args(engine, keep_volumes=False, loopback=False)})
     assert not results['wipe']['failed'] and results['wipe']['changed'], results['wipe']
     assert results['wipe']['removed']['volumes'] == 1 and results['wipe']['loopback_files'] == []
