@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHES = ['storage_network.py', 'cow_benchmark.py', 'docker_storage_info.py']
+BENCHES = ['storage_network.py', 'cow_benchmark.py', 'docker_storage_info.py', 'docker_storage_role.py']
 
 if __name__ == '__main__':
     rc = 0

@@ -1,0 +1,51 @@
+# VM lab (tests/lab/vm/) and the molecule scenarios under molecule/ that use it.
+# Included by the main Makefile: uses its `timed` macro, BIN, VENV and `deps`.
+#
+#   make vm-image                 build (or reuse) the cached lab images
+#   make test-vm                  run every molecule scenario, one after another
+#   make test-vm VM_SCENARIOS=storage_network
+#   make vm-image VM_SUITES="bookworm trixie"
+
+# Debian packages the host needs to build and boot the lab images.
+VM_APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client busybox-static \
+	cpio xz-utils zstd gzip debian-archive-keyring ca-certificates procps
+VM_SUITES ?= bookworm
+VM_CACHE ?= /var/cache/hostprep-vm
+# Every directory under molecule/ with a molecule.yml, unless given.
+VM_SCENARIOS ?= $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+export HOSTPREP_VM_CACHE := $(VM_CACHE)
+
+.PHONY: vm-apt vm-image test-vm vm-clean
+
+vm-apt:
+	@missing=""
+	for p in $(VM_APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done
+	if [ -n "$$missing" ]; then
+	  echo "==> installing Debian packages for the VM lab:$$missing"
+	  [ "$$(id -u)" = 0 ] || { echo "installing$$missing needs root"; exit 1; }
+	  timeout 900 apt-get update -qq || { echo "apt-get update failed: check the Debian mirror"; exit 1; }
+	  DEBIAN_FRONTEND=noninteractive timeout 1800 apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	    || { echo "apt-get install$$missing failed: install them by hand, then rerun"; exit 1; }
+	fi
+	for tool in qemu-system-x86_64 qemu-img debootstrap mkfs.ext4 ssh ssh-keygen cpio; do
+	  command -v $$tool >/dev/null || { echo "$$tool is still missing after installing $(VM_APT_PACKAGES)"; exit 1; }
+	done
+
+vm-image: deps vm-apt
+	@[ "$$(id -u)" = 0 ] || { echo "building lab images needs root (debootstrap, chroot)"; exit 1; }
+	for suite in $(VM_SUITES); do
+	  $(call timed,vm-image $$suite,$(BIN)/python tests/lab/vm/build_image.py --suite $$suite --cache $(VM_CACHE))
+	done
+
+test-vm: vm-image
+	@all=$$(date +%s); failed=""
+	# One VM at a time (2 cores); a failed scenario does not stop the others.
+	for s in $(VM_SCENARIOS); do
+	  $(call timed,molecule $$s,$(BIN)/molecule test -s $$s || failed="$$failed $$s")
+	done
+	if [ -n "$$failed" ]; then echo "==> make test-vm: failed:$$failed ($$(( $$(date +%s) - all )) s)"; exit 1; fi
+	echo "==> make test-vm: $(words $(VM_SCENARIOS)) scenario(s) passed in $$(( $$(date +%s) - all )) s"
+
+# Removes the cached images (they are rebuilt on the next vm-image).
+vm-clean:
+	rm -rf $(VM_CACHE)

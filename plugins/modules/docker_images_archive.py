@@ -1,0 +1,188 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) hostprep.container_host contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: docker_images_archive
+short_description: Save all images of a Docker engine to one archive and load them back
+version_added: 0.1.0
+description:
+  - With O(state=saved), writes every image the engine lists (or the tagged ones only) into one tar archive, as
+    C(docker save) does, with all tags, so layers shared by several images are stored once.
+  - With O(state=loaded), loads the archive into the engine, as C(docker load) does. Image IDs stay the same.
+  - Carries images across a storage driver switch, where the images of the old driver become invisible to the
+    engine. The role C(hostprep.container_host.docker_storage) uses it with C(docker_storage_preserve_images).
+  - The archive must not be under the engine's data root nor on the filesystem that holds it, since a storage
+    change may wipe, reformat or mount over that filesystem; the module refuses such a place, and one without
+    enough free space for all layers, before writing anything.
+  - Idempotent by image ID and tag. A saved archive that already holds exactly the engine's images is not
+    rewritten; loading is skipped when every image of the archive is present with its tags.
+author:
+  - hostprep.container_host maintainers (@hostprep)
+options:
+  path:
+    description:
+      - The archive file. Written atomically (temporary file in the same directory, then rename) with mode
+        V(0600); its directory is created when missing.
+    type: path
+    required: true
+  state:
+    description:
+      - V(saved) writes the engine's images to O(path).
+      - V(loaded) loads the images of O(path) into the engine.
+    type: str
+    choices: [saved, loaded]
+    default: saved
+  data_root:
+    description:
+      - The engine's data root, which O(path) must be outside of and on another filesystem than.
+      - Default is the C(DockerRootDir) the engine reports.
+    type: path
+  include_dangling:
+    description:
+      - Also save images that have no tag (they are saved by ID and come back untagged).
+    type: bool
+    default: true
+  docker_host:
+    description:
+      - Address of the engine's API.
+    type: str
+    default: unix:///var/run/docker.sock
+  timeout:
+    description:
+      - Seconds one API call may take; saving and loading big images takes long.
+    type: int
+    default: 600
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the archive would be written or loaded; writes and loads nothing.
+  diff_mode:
+    support: full
+    description: Shows the image IDs in the archive (saved) or the engine (loaded) before and after.
+  idempotent:
+    support: full
+    description: A second run with the same engine state changes nothing.
+  platform:
+    support: full
+    platforms: posix
+    description: Hosts with a Docker engine reachable at O(docker_host).
+requirements:
+  - Docker SDK for Python (C(docker)) 6.1 or later.
+notes:
+  - Containers, volumes and build cache are not saved; only images.
+seealso:
+  - module: hostprep.container_host.docker_storage_info
+  - name: docker save
+    description: The command this module does through the API.
+    link: https://docs.docker.com/reference/cli/docker/image/save/
+'''
+
+EXAMPLES = r'''
+- name: Save every image before switching the storage driver
+  hostprep.container_host.docker_images_archive:
+    path: /srv/docker-images/all.tar
+    state: saved
+
+- name: Load them back once the engine runs on the new driver
+  hostprep.container_host.docker_images_archive:
+    path: /srv/docker-images/all.tar
+    state: loaded
+'''
+
+RETURN = r'''
+path:
+  description: The archive file.
+  returned: always
+  type: str
+  sample: /srv/docker-images/all.tar
+size:
+  description: Size of the archive in bytes (0 when it does not exist, for example in check mode).
+  returned: always
+  type: int
+  sample: 1444864
+images:
+  description: The images saved (state V(saved)) or held by the archive (state V(loaded)).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Image ID.
+      type: str
+      sample: sha256:9b1ec2ab9a2d0c0ba1e6d0a5e9a8c10b1dd4e71d0d3cfcd9c54ae4b0ba0b3ff2
+    tags:
+      description: Repository tags of the image.
+      type: list
+      elements: str
+      sample: [busybox:latest]
+loaded:
+  description: Images that were missing from the engine and were loaded (or would be, in check mode).
+  returned: when O(state=loaded)
+  type: list
+  elements: dict
+  sample: [{"id": "sha256:9b1e...", "tags": ["busybox:latest"]}]
+data_root:
+  description: The data root the archive location was checked against.
+  returned: when O(state=saved)
+  type: str
+  sample: /var/lib/docker
+'''
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
+    HostprepError,
+    fail_from,
+)
+from ansible_collections.hostprep.container_host.plugins.module_utils._images_archive import manage
+
+DOCKER_IMPORT_ERROR = None
+try:
+    import docker
+    from requests.exceptions import RequestException
+except ImportError:
+    docker = None
+    RequestException = None
+    DOCKER_IMPORT_ERROR = traceback.format_exc()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type='path', required=True),
+            state=dict(type='str', default='saved', choices=['saved', 'loaded']),
+            data_root=dict(type='path'),
+            include_dangling=dict(type='bool', default=True),
+            docker_host=dict(type='str', default='unix:///var/run/docker.sock'),
+            timeout=dict(type='int', default=600),
+        ),
+        supports_check_mode=True,
+    )
+    if DOCKER_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib('docker'), exception=DOCKER_IMPORT_ERROR)
+    params = module.params
+    try:
+        client = docker.DockerClient(base_url=params['docker_host'], timeout=params['timeout'])
+        try:
+            result = manage(client, params, module.check_mode)
+        finally:
+            client.close()
+    except HostprepError as exc:
+        fail_from(module, exc, changed=False, path=params['path'])
+    except (docker.errors.DockerException, RequestException) as exc:
+        module.fail_json(msg='Docker engine at %s: %s; start dockerd or set docker_host' % (params['docker_host'], exc),
+                         changed=False, path=params['path'])
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
