@@ -100,7 +100,7 @@ def main() -> int:
     print('|---|---|---|---|---|')
     for item in results:
         print('| %s | %.1f | %.1f | %d | %s |' % (item['case'], item['converge_median'], item['second_median'],
-                                                 item['runs'][-1]['second_changed'], item['runs'][-1]['driver']))
+                                                  item['runs'][-1]['second_changed'], item['runs'][-1]['driver']))
     print('\n%s, %d cores, load average %.1f at the end, %d run(s) per case (median).'
           % (platform.platform(), os.cpu_count() or 0, load[0], args.repeat))
     os.makedirs(os.path.join(ROOT, 'bench', 'results'), exist_ok=True)

@@ -262,7 +262,6 @@ def test_migrate_keeps_owners_modes_xattrs_acls_and_hard_links(ansible, workdir)
         assert describe_tree(case['data_root']) == expected
 
 
-
 def expect_refusals(ansible, workdir, cases: dict[str, tuple], watch: list[tuple],
                     check_too: tuple[str, ...] = ()) -> dict[str, dict]:
     """cases: name -> (args, message fragments). Each is refused (those in
@@ -334,7 +333,7 @@ def test_refusals_change_nothing(ansible, workdir):
         # the existing btrfs is then kept, force or not.
         uuid_before = blkid(ext4)['UUID']
         forced = ansible.module_tasks(MODULE, [('force', args_for(cases['ext4'], ext4, force=True), False),
-                                              ('again', args_for(cases['ext4'], ext4, force=True), False)])
+                                               ('again', args_for(cases['ext4'], ext4, force=True), False)])
         assert not forced['force']['failed'] and forced['force']['formatted'], forced['force']
         assert [sig['type'] for sig in forced['force']['device']['signatures']] == ['btrfs']
         assert blkid(ext4)['TYPE'] == 'btrfs' and blkid(ext4)['UUID'] != uuid_before

@@ -110,7 +110,6 @@ def args(paths: dict, **extra) -> dict:
     return base
 
 
-
 def refused(result: dict, *phrases: str) -> None:
     assert result['failed'] and not result.get('changed'), result
     for phrase in phrases:

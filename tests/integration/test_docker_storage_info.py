@@ -109,7 +109,6 @@ def check_backing_fs(facts: dict, mountpoint: str, fstype: str) -> None:
     assert backing['d_type'] is True
 
 
-
 def ok(result: dict) -> dict:
     assert not result['failed'], result
     assert result['changed'] is False
@@ -282,7 +281,7 @@ BAD_INPUT = [
 
 def test_bad_input(ansible, workdir):
     runs = ansible.module_tasks(MODULE, [('bad %d' % i, dict(args, flags_sources=[]), False)
-                                        for i, (args, dummy) in enumerate(BAD_INPUT)])
+                                         for i, (args, dummy) in enumerate(BAD_INPUT)])
     for i, (dummy, message) in enumerate(BAD_INPUT):
         result = runs['bad %d' % i]
         assert result['failed'] is True, result

@@ -72,7 +72,6 @@ def args(dockerd: PrivateDockerd, **extra) -> dict:
     return base
 
 
-
 def assert_refused(result: dict, *phrases: str) -> None:
     assert result['failed'] and not result.get('changed'), result
     for phrase in phrases:
@@ -173,7 +172,7 @@ def test_reset_four_steps(ansible, engine):
 def test_reset_volumes_too(ansible, engine, workdir):
     root = engine.data_root
     results = ansible.module_tasks(MODULE, {'wipe': args(engine, keep_volumes=False, loopback=False),
-                                           'wipe again': args(engine, keep_volumes=False, loopback=False)})
+                                            'wipe again': args(engine, keep_volumes=False, loopback=False)})
     assert not results['wipe']['failed'] and results['wipe']['changed'], results['wipe']
     assert results['wipe']['removed']['volumes'] == 1 and results['wipe']['loopback_files'] == []
     assert os.listdir(root) == []

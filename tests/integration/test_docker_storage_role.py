@@ -284,7 +284,10 @@ def test_refusals_change_nothing(ansible, inventory, engines, fs, workdir):
         container = client.containers.run('hostprep-busybox:latest', ['sh', '-c', 'while true; do sleep 1; done'],
                                           network_mode='none', detach=True)
     images = engine.image_ids()
-    state = lambda: (read_bytes(engine.daemon_json), engine.pid(), engine.image_ids(), read_bytes(engine.fstab))  # noqa: E731
+
+    def state():
+        return read_bytes(engine.daemon_json), engine.pid(), engine.image_ids(), read_bytes(engine.fstab)
+
     before = state()
 
     def refused(backend: str, expect: list[str], **extra):
@@ -330,7 +333,7 @@ def test_failed_start_is_rolled_back(ansible, inventory, engines, fs):
     before = read_bytes(engine.daemon_json)
     old_pid = engine.pid()
     run = ansible.playbook(PLAYBOOK, inventory, engine.vars('overlay2', docker_storage_options=['overlay2.size=64M'],
-                                                           docker_storage_validate=False))
+                                                            docker_storage_validate=False))
     assert run.rc != 0 and run.failed, run.stdout[-4000:]
     msg = run.failed[-1]['result']['msg']
     assert 'dockerd failed on the new configuration' in msg

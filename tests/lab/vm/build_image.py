@@ -62,7 +62,7 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     env['PIP_CONFIG_FILE'] = os.devnull
     kwargs.setdefault('check', True)
     try:
-        return subprocess.run(cmd, env=env, **kwargs)
+        return subprocess.run(cmd, env=env, **kwargs)  # pylint: disable=subprocess-run-check  # check is in kwargs
     except subprocess.CalledProcessError as exc:
         out = (exc.stdout or b'') if isinstance(exc.stdout, bytes) else (exc.stdout or '').encode()
         err = (exc.stderr or b'') if isinstance(exc.stderr, bytes) else (exc.stderr or '').encode()
@@ -108,7 +108,7 @@ def mounted_chroot(rootfs: str):
     mounts = []
     try:
         for fstype, src, target, opts in (('proc', 'proc', 'proc', []), ('sysfs', 'sysfs', 'sys', []),
-                                           (None, '/dev', 'dev', ['--bind'])):
+                                          (None, '/dev', 'dev', ['--bind'])):
             dest = os.path.join(rootfs, target)
             cmd = ['mount'] + (opts or ['-t', fstype]) + [src, dest]
             run(cmd)
@@ -123,7 +123,7 @@ def unmount_all(rootfs: str) -> None:
     """Unmount everything under rootfs (debootstrap or a failed step may
     leave /proc, /sys or a /dev bind mount) before anything removes it."""
     prefix = os.path.realpath(rootfs) + '/'
-    for _ in range(3):
+    for dummy in range(3):
         with open('/proc/self/mountinfo', encoding='utf-8') as handle:
             points = [line.split()[4] for line in handle]
         inside = sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)

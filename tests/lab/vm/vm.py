@@ -104,7 +104,7 @@ def kvm_works(kernel: str, cache: str, timeout: float = 15.0) -> bool:
     except subprocess.TimeoutExpired:
         works = False
     log('KVM probe: %s (%.1f s)' % ('works' if works else 'does not boot a guest, using TCG',
-                                   time.monotonic() - started))
+                                    time.monotonic() - started))
     with open(probe_file, 'w', encoding='utf-8') as handle:
         json.dump({'boot_id': boot_id, 'kernel': kernel, 'works': works}, handle)
     return works
@@ -241,12 +241,12 @@ def stop(workdir: str, pid: int) -> bool:
     if not pid or not qemu_alive(pid, workdir):
         return False
     os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
+    for dummy in range(100):
         if not qemu_alive(pid, workdir):
             return True
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
-    for _ in range(50):
+    for dummy in range(50):
         if not qemu_alive(pid, workdir):
             return True
         time.sleep(0.1)
