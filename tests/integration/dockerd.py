@@ -65,9 +65,13 @@ def unmount_all(*roots: str, include_roots: bool = True) -> None:
                 subprocess.run(['umount', '-l', target], capture_output=True, check=False)
 
 
+ENGINE_PROGRAMS = ('dockerd', 'containerd', 'runc', 'docker-proxy', 'docker-init')
+
+
 def _pids_using(path: str) -> list[int]:
-    """Processes whose command line names our private directory (dockerd's
-    containerd and shims): they are ours, found by a path no one else uses."""
+    """Engine processes (dockerd, its containerd, shims, runc) whose command
+    line names our private directory. Other processes that merely mention the
+    path (ansible-playbook with it in its extra vars) are left alone."""
     pids = []
     needle = path.encode()
     for entry in os.listdir('/proc'):
@@ -75,10 +79,12 @@ def _pids_using(path: str) -> list[int]:
             continue
         try:
             with open('/proc/%s/cmdline' % entry, 'rb') as handle:
-                if needle in handle.read():
-                    pids.append(int(entry))
+                argv = handle.read().split(b'\0')
         except OSError:
             continue
+        program = os.path.basename(argv[0].decode('utf-8', 'replace'))
+        if program.startswith(ENGINE_PROGRAMS) and any(needle in arg for arg in argv):
+            pids.append(int(entry))
     return pids
 
 
