@@ -4,10 +4,12 @@
 1. builds the lab (tests/lab/netns_lab.py) with the host's storage NIC at 1500;
 2. runs playbooks/storage_network.yml in verify-only mode (drift report);
 3. converges (MTU 9000, PMTUD sysctls, persisted with ifupdown under a demo root);
-4. runs again: nothing changes;
-5. verifies every lab path and prints the report, including the paths that
-   cannot carry 9000 and the hop that limits them;
-6. tears the lab down (--keep leaves it up; `make demo-down` removes it).
+4. runs again (nothing changes), verifies every lab path and prints the
+   report, including the paths that cannot carry 9000 and the hop that
+   limits them;
+5.-7. sets up Docker storage backends on three private engines and runs the
+   copy-on-write benchmark on them: the fleet report (hack/demo_docker.py);
+then tears everything down (--keep leaves the network lab up).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab'))
 
 from netns_lab import Lab  # noqa: E402  pylint: disable=wrong-import-position
+import demo_docker  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = os.path.dirname(sys.executable)
 
@@ -72,6 +75,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument('--prefix', default='hpdemo')
     parser.add_argument('--keep', action='store_true', help='leave the lab up')
+    parser.add_argument('--network-only', action='store_true', help='only the storage network part')
     args = parser.parse_args()
     if os.geteuid() != 0:
         print('make demo needs root: it builds network namespaces', file=sys.stderr)
@@ -127,7 +131,11 @@ def main() -> int:
         print('\npersisted: %s' % os.path.join(root, 'etc', 'network', 'interfaces'))
         with open(os.path.join(root, 'etc', 'network', 'interfaces'), encoding='utf-8') as handle:
             print(handle.read())
-        return 0 if changed == 0 else 1
+        if changed:
+            return 1
+        if args.network_only:
+            return 0
+        return demo_docker.run(banner, info)
     finally:
         if args.keep:
             print('lab left up: make demo-down DEMO_PREFIX=%s' % args.prefix)
