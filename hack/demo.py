@@ -61,7 +61,7 @@ def report_table(records: list[dict]) -> str:
     rows = ['| host | target | reachable | path MTU | expected | limiting hop | probes | seconds | verdict |',
             '|---|---|---|---|---|---|---|---|---|']
     for rec in records:
-        if rec['task'] != 'Measure the path MTU to the storage targets':
+        if not rec['task'].endswith('Measure the path MTU to the storage targets'):
             continue
         for t in rec['result'].get('targets', []):
             rows.append('| %s | %s | %s | %s | %s | %s | %s | %.3f | %s |' % (
