@@ -119,3 +119,15 @@ def fail_from(module: t.Any, exc: HostprepError, **result: t.Any) -> None:
     """Report a HostprepError through fail_json with its details."""
     result.update(exc.details)
     module.fail_json(msg=exc.msg, **result)
+
+
+def execute(module: t.Any, action: t.Callable[[t.Any], dict], **fail_result: t.Any) -> None:
+    """The end of every module's main(): run action(module) and exit with its
+    result, or fail with the HostprepError's message, its details and
+    fail_result (changed=False unless the error says otherwise)."""
+    try:
+        result = action(module)
+    except HostprepError as exc:
+        fail_result.setdefault('changed', exc.details.pop('changed', False))
+        fail_from(module, exc, **fail_result)
+    module.exit_json(**result)

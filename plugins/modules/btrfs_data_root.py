@@ -275,10 +275,7 @@ fstab_entries:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
-    HostprepError,
-    fail_from,
-)
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
 from ansible_collections.hostprep.container_host.plugins.module_utils._btrfs import manage
 
 
@@ -299,11 +296,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        result = manage(module)
-    except HostprepError as exc:
-        fail_from(module, exc, changed=False, device=module.params['device'])
-    module.exit_json(**result)
+    execute(module, manage, device=module.params['device'])
 
 
 if __name__ == '__main__':

@@ -206,10 +206,7 @@ storage:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
-    HostprepError,
-    fail_from,
-)
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
 from ansible_collections.hostprep.container_host.plugins.module_utils._containerd import configure
 
 
@@ -229,11 +226,7 @@ def main():
         required_if=[('snapshotter', 'devmapper', ['pool_name'])],
         supports_check_mode=True,
     )
-    try:
-        result = configure(module)
-    except HostprepError as exc:
-        fail_from(module, exc, changed=False, snapshotter=module.params['snapshotter'])
-    module.exit_json(**result)
+    execute(module, configure, snapshotter=module.params['snapshotter'])
 
 
 if __name__ == '__main__':

@@ -23,6 +23,8 @@ description:
     the engine must be restarted to use the new file.
 author:
   - hostprep.container_host maintainers (@hostprep)
+extends_documentation_fragment:
+  - hostprep.container_host.dockerd_flags
 options:
   path:
     description:
@@ -79,27 +81,6 @@ options:
       - Path of the dockerd binary to validate against. By default dockerd is looked up on E(PATH) and in the usual
         C(/usr/bin), C(/usr/sbin), C(/usr/local/bin) directories.
     type: path
-  flags_sources:
-    description:
-      - Files (shell glob patterns allowed) to scan for dockerd command-line flags, in order. Files with a
-        C([Service]) section are read as systemd units or drop-ins (C(ExecStart=) of dockerd and C(Environment=));
-        others as environment files (C(DOCKER_OPTS="..."), C(OPTIONS=...)).
-      - The task fails before writing when a key it sets is also given as a flag there, for example
-        C(storage-driver) and C(--storage-driver) or C(-s), or C(hosts) and C(-H).
-      - Set to an empty list to skip the scan.
-    type: list
-    elements: path
-    default:
-      - /lib/systemd/system/docker.service
-      - /usr/lib/systemd/system/docker.service
-      - /etc/systemd/system/docker.service
-      - /run/systemd/system/docker.service
-      - /lib/systemd/system/docker.service.d/*.conf
-      - /usr/lib/systemd/system/docker.service.d/*.conf
-      - /etc/systemd/system/docker.service.d/*.conf
-      - /run/systemd/system/docker.service.d/*.conf
-      - /etc/default/docker
-      - /etc/sysconfig/docker*
 attributes:
   check_mode:
     support: full
@@ -227,10 +208,7 @@ engine:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
-    HostprepError,
-    fail_from,
-)
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
 from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_config import (
     DEFAULT_FLAGS_SOURCES,
     manage,
@@ -254,11 +232,7 @@ def main():
         required_one_of=[('config', 'keys')],
         supports_check_mode=True,
     )
-    try:
-        result = manage(module)
-    except HostprepError as exc:
-        fail_from(module, exc, changed=False, path=module.params['path'])
-    module.exit_json(**result)
+    execute(module, manage, path=module.params['path'])
 
 
 if __name__ == '__main__':

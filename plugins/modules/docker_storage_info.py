@@ -26,6 +26,8 @@ description:
     pool's usage from C(lvs --reportformat json).
 author:
   - hostprep.container_host maintainers (@hostprep)
+extends_documentation_fragment:
+  - hostprep.container_host.dockerd_flags
 options:
   docker_host:
     description:
@@ -44,24 +46,6 @@ options:
       - A missing file counts as no settings; a file that is not valid JSON gives a warning and is ignored.
     type: path
     default: /etc/docker/daemon.json
-  flags_sources:
-    description:
-      - Files (shell glob patterns allowed) to read dockerd's command-line flags from (C(--data-root),
-        C(--storage-driver), C(--storage-opt)), as M(hostprep.container_host.docker_daemon_config) reads them.
-      - Set to an empty list to ignore flags.
-    type: list
-    elements: path
-    default:
-      - /lib/systemd/system/docker.service
-      - /usr/lib/systemd/system/docker.service
-      - /etc/systemd/system/docker.service
-      - /run/systemd/system/docker.service
-      - /lib/systemd/system/docker.service.d/*.conf
-      - /usr/lib/systemd/system/docker.service.d/*.conf
-      - /etc/systemd/system/docker.service.d/*.conf
-      - /run/systemd/system/docker.service.d/*.conf
-      - /etc/default/docker
-      - /etc/sysconfig/docker*
   api:
     description:
       - Ask the engine at O(docker_host). An engine that does not answer gives a warning, not a failure, and

@@ -205,10 +205,7 @@ kept:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
-    HostprepError,
-    fail_from,
-)
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
 from ansible_collections.hostprep.container_host.plugins.module_utils._reset import reset
 
 
@@ -227,11 +224,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        result = reset(module)
-    except HostprepError as exc:
-        fail_from(module, exc, changed=False, data_root=module.params['data_root'])
-    module.exit_json(**result)
+    execute(module, reset, data_root=module.params['data_root'])
 
 
 if __name__ == '__main__':

@@ -254,10 +254,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
-    HostprepError,
-    fail_from,
-)
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
 from ansible_collections.hostprep.container_host.plugins.module_utils._thinpool import manage
 
 
@@ -287,11 +284,7 @@ def main():
         mutually_exclusive=[('data_percent', 'data_size'), ('metadata_percent', 'metadata_size')],
         supports_check_mode=True,
     )
-    try:
-        result = manage(module)
-    except HostprepError as exc:
-        fail_from(module, exc, changed=False)
-    module.exit_json(**result)
+    execute(module, manage)
 
 
 if __name__ == '__main__':

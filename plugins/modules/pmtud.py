@@ -164,7 +164,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
     HostprepError,
     atomic_write,
-    fail_from,
+    execute,
     read_text,
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils._netns import (
@@ -303,11 +303,7 @@ def main():
         required_one_of=[('tcp_mtu_probing', 'tcp_base_mss')],
         supports_check_mode=True,
     )
-    try:
-        result = run(module)
-    except HostprepError as exc:
-        fail_from(module, exc, changed=exc.details.pop('changed', False))
-    module.exit_json(**result)
+    execute(module, run)
 
 
 if __name__ == '__main__':
