@@ -30,7 +30,7 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 
-from dockerd import loop_filesystem, unmount_all  # noqa: E402  pylint: disable=wrong-import-position
+from dockerd import loop_filesystem, raw_loop_device, unmount_all  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = os.path.dirname(sys.executable)
 SCRIPT = os.path.join(ROOT, 'tests', 'integration', 'files', 'private_dockerd.py')
@@ -80,18 +80,6 @@ class Host:
         subprocess.run(self.stop_cmd, check=False, capture_output=True)
 
 
-@contextlib.contextmanager
-def raw_loop_device(workdir: str, size_mb: int = 512):
-    image = os.path.join(workdir, 'btrfs-disk.img')
-    with open(image, 'wb') as handle:
-        handle.truncate(size_mb * 1024 * 1024)
-    device = subprocess.run(['losetup', '--find', '--show', image], check=True, capture_output=True,
-                            text=True).stdout.strip()
-    try:
-        yield device
-    finally:
-        subprocess.run(['losetup', '-d', device], capture_output=True, check=False)
-
 
 def playbook(name: str, inventory: str, extra: dict, log: str) -> tuple[int, list[dict], float]:
     env = dict(os.environ,
@@ -121,7 +109,7 @@ def run(banner, lab_info: dict | None) -> int:
     hosts: list[Host] = []
     try:
         with loop_filesystem(workdir, 'xfs') as xfs, loop_filesystem(workdir, 'ext4', 320) as ext4, \
-                raw_loop_device(workdir) as disk:
+                raw_loop_device(workdir, 512) as disk:
             hosts = [
                 Host('docker-overlay2', workdir, os.path.join(xfs, 'docker'), 'overlay2'),
                 Host('docker-btrfs', workdir, os.path.join(workdir, 'docker-btrfs', 'data'), 'btrfs',

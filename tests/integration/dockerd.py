@@ -103,6 +103,54 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
+
+def end_processes(pids: list[int]) -> None:
+    """SIGTERM each process, SIGKILL what is still there after 10 s."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, 10):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5)
+
+
+def stop_popen(proc: subprocess.Popen | None) -> None:
+    """End a child started with Popen: SIGTERM, then SIGKILL after 20 s."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def read_bytes(path: str) -> bytes | None:
+    """A file's bytes, or None when it does not exist (for before/after checks)."""
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def raw_loop_device(workdir: str, size_mb: int = 256) -> t.Iterator[str]:
+    """An empty (never formatted) loop device, detached and removed afterwards."""
+    image = os.path.join(workdir, 'raw-%s.img' % uuid.uuid4().hex[:6])
+    with open(image, 'wb') as handle:
+        handle.truncate(size_mb * 1024 * 1024)
+    device = subprocess.run(['losetup', '--find', '--show', image], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    try:
+        yield device
+    finally:
+        subprocess.run(['losetup', '-d', device], capture_output=True, check=False)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(image)
+
+
 class PrivateDockerd:
     """One dockerd with its own directories; use as a context manager."""
 
@@ -190,20 +238,8 @@ class PrivateDockerd:
             with contextlib.suppress(Exception):
                 self._client.close()
             self._client = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        for pid in _pids_using(self.exec_root):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            if not _wait_gone(pid, 10):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                _wait_gone(pid, 5)
+        stop_popen(self.proc)
+        end_processes(_pids_using(self.exec_root))
         unmount_all(self.exec_root)
         # Keep the data root's own mount (a test's filesystem) but not what
         # dockerd mounted inside it or onto it.

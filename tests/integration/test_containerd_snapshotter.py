@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -30,7 +29,7 @@ import uuid
 import pytest
 
 from conftest import require
-from dockerd import loop_filesystem
+from dockerd import loop_filesystem, stop_popen
 
 MODULE = 'hostprep.container_host.containerd_snapshotter'
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'unit', 'fixtures', 'containerd')
@@ -170,13 +169,7 @@ class PrivateContainerd:
                               check=False, timeout=30)
 
     def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_popen(self.proc)
         short = self.paths['short']
         subprocess.run(['umount', '-R', short + '-state'], capture_output=True, check=False)
         shutil.rmtree(short + '-state', ignore_errors=True)

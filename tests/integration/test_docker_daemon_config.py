@@ -18,7 +18,7 @@ import tempfile
 import pytest
 
 from conftest import require
-from dockerd import DockerdFailed, PrivateDockerd, import_busybox, loop_filesystem
+from dockerd import DockerdFailed, PrivateDockerd, import_busybox, loop_filesystem, read_bytes
 
 MODULE = 'hostprep.container_host.docker_daemon_config'
 ORIGINAL = '{\n  "log-level": "warn",\n    "labels": ["hostprep=test"] ,"max-concurrent-downloads": 2\n}\n'
@@ -60,13 +60,6 @@ def setup_case(workdir: str, name: str, data_root: str, content: str | None = OR
                      % ' '.join(engine.flags()))
     return path, unit, engine
 
-
-def read_bytes(path: str) -> bytes | None:
-    try:
-        with open(path, 'rb') as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def four_steps(ansible, path: str, args: dict) -> dict:

@@ -28,7 +28,7 @@ import docker
 import pytest
 
 from conftest import ROOT, require
-from dockerd import import_busybox, loop_filesystem, unmount_all
+from dockerd import import_busybox, loop_filesystem, raw_loop_device, read_bytes, unmount_all
 
 PLAYBOOK = os.path.join(ROOT, 'playbooks', 'docker_storage.yml')
 RESET_PLAYBOOK = os.path.join(ROOT, 'playbooks', 'reset_loopback.yml')
@@ -54,28 +54,6 @@ def fs(workdir):
         yield {'ext4': ext4, 'xfs': xfs}
 
 
-@contextlib.contextmanager
-def raw_loop_device(workdir: str, size_mb: int = 256):
-    """An empty (never formatted) loop device, for btrfs_data_root to format."""
-    image = os.path.join(workdir, 'raw-%s.img' % uuid.uuid4().hex[:6])
-    with open(image, 'wb') as handle:
-        handle.truncate(size_mb * 1024 * 1024)
-    device = subprocess.run(['losetup', '--find', '--show', image], check=True, capture_output=True,
-                            text=True).stdout.strip()
-    try:
-        yield device
-    finally:
-        subprocess.run(['losetup', '-d', device], capture_output=True, check=False)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(image)
-
-
-def read_bytes(path: str) -> bytes | None:
-    try:
-        with open(path, 'rb') as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 class Engine:

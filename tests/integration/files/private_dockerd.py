@@ -34,7 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from dockerd import DOCKERD, _pids_using, _wait_gone, unmount_all  # noqa: E402  pylint: disable=wrong-import-position
+from dockerd import DOCKERD, _pids_using, _wait_gone, end_processes, unmount_all  # noqa: E402  pylint: disable=wrong-import-position
 
 import docker  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -101,13 +101,7 @@ def cleanup(p: dict[str, str], data_root: str | None) -> None:
     # containerd and its shims name files under the exec root's containerd
     # directory; match that, not the bare exec root, which also appears in
     # the command lines of ansible-playbook and this script.
-    for pid in _pids_using(os.path.join(p['exec_root'], 'containerd')):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if not _wait_gone(pid, 10):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid, 5)
+    end_processes(_pids_using(os.path.join(p['exec_root'], 'containerd')))
     unmount_all(p['exec_root'])
     if data_root:
         unmount_all(data_root, include_roots=False)
