@@ -80,7 +80,6 @@ class Host:
         subprocess.run(self.stop_cmd, check=False, capture_output=True)
 
 
-
 def playbook(name: str, inventory: str, extra: dict, log: str) -> tuple[int, list[dict], float]:
     env = dict(os.environ,
                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.build', 'link'),

@@ -103,7 +103,6 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
-
 def end_processes(pids: list[int]) -> None:
     """SIGTERM each process, SIGKILL what is still there after 10 s."""
     for pid in pids:

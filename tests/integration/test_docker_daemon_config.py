@@ -61,7 +61,6 @@ def setup_case(workdir: str, name: str, data_root: str, content: str | None = OR
     return path, unit, engine
 
 
-
 def four_steps(ansible, path: str, args: dict) -> dict:
     """check (changed, file untouched), apply (changed), again (no change)."""
     before = read_bytes(path)

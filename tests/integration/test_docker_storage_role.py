@@ -54,8 +54,6 @@ def fs(workdir):
         yield {'ext4': ext4, 'xfs': xfs}
 
 
-
-
 class Engine:
     """One private engine, managed by the role through the start/stop script."""
 
