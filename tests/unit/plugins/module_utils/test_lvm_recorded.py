@@ -175,7 +175,7 @@ def test_plan_absent_refuses_while_docker_thin_devices_are_active():
 
 def test_plan_absent_without_pool_or_vg_is_empty():
     plan = tp.plan_absent(params(state='absent', vg='gone'), {'pvs': state('docker_pool')['pvs'], 'vg': None,
-                                                             'lvs': []}, [disk1()], None, [], [])
+                                                              'lvs': []}, [disk1()], None, [], [])
     assert plan['steps'] == [] and plan['removed'] == []
 
 
