@@ -564,6 +564,7 @@ def plan_present(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dic
             steps.append(Step('grow metadata of %s to %s' % (full, human(meta * extent)),
                               ['lvextend', '--poolmetadatasize', '%db' % (meta * extent), full]))
             meta_size = meta * extent
+        free -= grow_data + 2 * grow_meta
         if data < current_data or meta < current_meta:
             warnings.append('thin pool %s is larger than requested (%s data, %s metadata); thin pools do not shrink, '
                             'so it is left as it is' % (full, human(pool.get('lv_size')),
@@ -653,7 +654,9 @@ def plan_absent(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dict
                                 % (full, pool.get('segtype')))
         thins = [row for row in lvs if row.get('pool_lv') == pool_name and row.get('segtype') == 'thin']
         busy = [row['lv_name'] for row in thins if lv_is_open(row)]
-        if lv_is_open(pool):
+        # LVM reports the pool open while any thin LV of it is active, mounted
+        # or not: only an open pool without active thin LVs is busy by itself.
+        if lv_is_open(pool) and not any(row.get('lv_active') == 'active' for row in thins):
             busy.insert(0, pool_name)
         if busy or foreign_thin:
             raise HostprepError(
@@ -661,6 +664,15 @@ def plan_absent(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dict
                 'again. Removing a pool destroys every image and container in it'
                 % (full, ', '.join(busy + ['device-mapper thin device %s' % n for n in foreign_thin])),
                 in_use=busy + foreign_thin)
+        used = pool.get('data_percent') or 0
+        if not thins and used > 0 and not p.get('remove_data'):
+            # Docker's devicemapper keeps its images and containers in thin
+            # devices LVM does not manage: with deferred removal they are
+            # neither LVs nor active, yet removing the pool destroys them.
+            raise HostprepError(
+                'thin pool %s holds data (%.2f%% used) of thin devices LVM does not manage, such as the images and '
+                'containers of Docker\'s devicemapper driver; removing it destroys them. Stop docker and, if that '
+                'data may go, run again with remove_data=true' % (full, used), data_percent=used)
         for row in thins:
             steps.append(Step('remove thin volume %s/%s' % (vg_name, row['lv_name']),
                               ['lvremove', '-y', '%s/%s' % (vg_name, row['lv_name'])]))

@@ -129,6 +129,13 @@ options:
       - Never overrides a device that is mounted, in use, or a PV of another volume group.
     type: bool
     default: false
+  remove_data:
+    description:
+      - With O(state=absent), also remove a thin pool that holds data of thin devices LVM does not manage,
+        such as the images and containers of Docker's devicemapper driver. Without it such a pool is refused.
+        Destroys that data. Stop docker first.
+    type: bool
+    default: false
   state:
     description:
       - V(present) builds the layout; V(absent) removes it (see the description).
@@ -279,6 +286,7 @@ def main():
                 filesystem=dict(type='str', choices=['xfs', 'none'], default='xfs'),
             )),
             wipe_signatures=dict(type='bool', default=False),
+            remove_data=dict(type='bool', default=False),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),
         mutually_exclusive=[('data_percent', 'data_size'), ('metadata_percent', 'metadata_size')],

@@ -132,6 +132,7 @@ def test_growth_plan_is_what_the_vm_ran_and_predicts_the_grown_pool():
     assert plan['after']['pool']['size'] == pool['lv_size']
     assert plan['after']['pool']['metadata_size'] == pool['lv_metadata_size']
     assert plan['after']['vg']['size'] == grown['vg']['vg_size']
+    assert plan['free_extents_after'] == grown['vg']['vg_free_count'] == 63
 
 
 def test_grown_pool_plans_no_commands():
@@ -149,8 +150,17 @@ def test_shrinking_the_grown_pool_is_a_warning_not_a_step():
 
 # ---- absent -------------------------------------------------------------------------
 
+def test_plan_absent_refuses_a_pool_holding_docker_data_without_remove_data():
+    # Found in the VM: with deferred removal Docker's thin devices are neither
+    # LVs nor active, yet the pool holds every image and container.
+    with pytest.raises(HostprepError) as exc:
+        tp.plan_absent(params(state='absent'), state('docker_pool'), [disk1()], PROFILE, ['docker/thinpool'], [])
+    assert 'docker/thinpool holds data (2.06% used)' in exc.value.msg and 'remove_data=true' in exc.value.msg
+
+
 def test_plan_absent_removes_pool_vg_pv_labels_and_profile():
-    plan = tp.plan_absent(params(state='absent'), state('docker_pool'), [disk1()], PROFILE, ['docker/thinpool'], [])
+    plan = tp.plan_absent(params(state='absent', remove_data=True), state('docker_pool'), [disk1()], PROFILE,
+                          ['docker/thinpool'], [])
     assert [s.as_dict()['cmd'] for s in plan['steps']] == [
         ['lvremove', '-y', 'docker/thinpool'],
         ['vgremove', '-y', 'docker'],
@@ -161,8 +171,8 @@ def test_plan_absent_removes_pool_vg_pv_labels_and_profile():
 
 
 def test_plan_absent_keeps_the_vg_when_a_pv_is_not_listed():
-    plan = tp.plan_absent(params(state='absent', devices=[DISK1, DISK2]), state('docker_grown'), [disk1()],
-                          PROFILE, [], [])
+    plan = tp.plan_absent(params(state='absent', devices=[DISK1, DISK2], remove_data=True), state('docker_grown'),
+                          [disk1()], PROFILE, [], [])
     assert [s.argv for s in plan['steps'] if s.argv] == [['lvremove', '-y', 'docker/thinpool']]
 
 
@@ -171,6 +181,15 @@ def test_plan_absent_refuses_while_docker_thin_devices_are_active():
         tp.plan_absent(params(state='absent'), state('docker_pool'), [disk1()], PROFILE, [],
                        ['docker-254:1-131090-base'])
     assert 'docker/thinpool is in use' in exc.value.msg and 'docker-254:1-131090-base' in exc.value.msg
+
+
+def test_plan_absent_with_an_active_unmounted_thin_volume_removes_it():
+    # LVM shows the pool open while its thin LV is active, mounted or not;
+    # that alone must not make the pool count as busy.
+    plan = tp.plan_absent(params(state='absent', vg='hpdocker', devices=[]), state('thin_unmounted', 'hpdocker'),
+                          [], None, [], [])
+    assert [s.argv for s in plan['steps'] if s.argv] == [['lvremove', '-y', 'hpdocker/dockerdata'],
+                                                         ['lvremove', '-y', 'hpdocker/thinpool']]
 
 
 def test_plan_absent_without_pool_or_vg_is_empty():
