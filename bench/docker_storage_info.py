@@ -37,7 +37,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
+sys.path.insert(0, os.path.join(ROOT, '.build', 'link'))
 from dockerd import PrivateDockerd, loop_filesystem  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.hostprep.container_host.plugins.module_utils._cow_benchmark import busybox_tar  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = os.path.dirname(sys.executable)
 LINKROOT = os.path.join(ROOT, '.build', 'link')
@@ -48,15 +50,7 @@ APPLETS = ('sh', 'true', 'echo', 'cat', 'ls')
 
 
 def busybox_layer() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w') as tar:
-        tar.add(shutil.which('busybox') or '/bin/busybox', arcname='bin/busybox')
-        for applet in APPLETS:
-            info = tarfile.TarInfo('bin/' + applet)
-            info.type = tarfile.SYMTYPE
-            info.linkname = 'busybox'
-            tar.addfile(info)
-    return buf.getvalue()
+    return busybox_tar(shutil.which('busybox') or '/bin/busybox', APPLETS)
 
 
 def image_archive(path: str, first: int, count: int) -> None:

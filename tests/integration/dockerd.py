@@ -22,7 +22,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 import time
 import typing as t
@@ -257,16 +256,14 @@ class PrivateDockerd:
 
 def import_busybox(client: docker.DockerClient, name: str = 'hostprep-busybox:latest') -> str:
     """A local image from Debian's static busybox, no registry needed."""
+    # Imported here, not at the top: the role's start/stop script imports
+    # this file without the collection on sys.path.
+    from ansible_collections.hostprep.container_host.plugins.module_utils._cow_benchmark import busybox_tar
     busybox = shutil.which('busybox') or '/bin/busybox'
     with tempfile.TemporaryDirectory(prefix='hp-busybox-') as tmp:
         tar_path = os.path.join(tmp, 'rootfs.tar')
-        with tarfile.open(tar_path, 'w') as tar:
-            tar.add(busybox, arcname='bin/busybox')
-            for applet in ('sh', 'true', 'echo', 'cat', 'ls', 'df', 'stat'):
-                info = tarfile.TarInfo('bin/' + applet)
-                info.type = tarfile.SYMTYPE
-                info.linkname = 'busybox'
-                tar.addfile(info)
+        with open(tar_path, 'wb') as handle:
+            handle.write(busybox_tar(busybox, ('sh', 'true', 'echo', 'cat', 'ls', 'df', 'stat')))
         repository, dummy, tag = name.partition(':')
         client.api.import_image_from_file(tar_path, repository=repository, tag=tag or 'latest')
     return name
