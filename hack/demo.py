@@ -17,17 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab'))
 
 from netns_lab import Lab  # noqa: E402  pylint: disable=wrong-import-position
 import demo_docker  # noqa: E402  pylint: disable=wrong-import-position
-
-BIN = os.path.dirname(sys.executable)
+import playbook  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def banner(text: str) -> None:
@@ -35,26 +32,7 @@ def banner(text: str) -> None:
 
 
 def run_playbook(workdir: str, inventory: str, extra: dict, label: str) -> tuple[int, list[dict], float]:
-    log = os.path.join(workdir, 'results-%s.jsonl' % label)
-    if os.path.exists(log):
-        os.unlink(log)
-    env = dict(os.environ,
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.build', 'link'),
-               ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'tests', 'integration', 'callback_plugins'),
-               ANSIBLE_CALLBACKS_ENABLED='hostprep_results',
-               ANSIBLE_DISPLAY_SKIPPED_HOSTS='false',
-               HOSTPREP_RESULT_LOG=log)
-    cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', inventory,
-           os.path.join(ROOT, 'playbooks', 'storage_network.yml'), '-e', json.dumps(extra)]
-    print('$ ' + ' '.join(cmd[:4]) + " -e '%s'" % json.dumps(extra), flush=True)
-    start = time.monotonic()
-    proc = subprocess.run(cmd, env=env, check=False)
-    elapsed = time.monotonic() - start
-    records = []
-    if os.path.exists(log):
-        with open(log, encoding='utf-8') as handle:
-            records = [json.loads(line) for line in handle if line.strip()]
-    return proc.returncode, records, elapsed
+    return playbook.run('storage_network.yml', inventory, extra, os.path.join(workdir, 'results-%s.jsonl' % label))
 
 
 def report_table(records: list[dict]) -> str:
@@ -115,7 +93,7 @@ def main() -> int:
             return rc
         banner('3. second run: nothing changes')
         rc, records, second = run_playbook(workdir, inventory, {'storage_network_targets': good}, 'again')
-        changed = sum(1 for r in records if r['status'] == 'changed')
+        changed = playbook.changed(records)
         print('second run: %d changed, %.1f s (first run %.1f s)' % (changed, second, first))
         banner('4. verify every lab path at 9000 (mismatches are expected and reported)')
         verify = {'storage_network_verify_only': True, 'storage_network_targets': every}

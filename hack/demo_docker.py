@@ -18,21 +18,19 @@ on the storage network lab when one is up) and writes the fleet report.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 
+import playbook  # noqa: E402  pylint: disable=wrong-import-position
 from dockerd import loop_filesystem, raw_loop_device, unmount_all  # noqa: E402  pylint: disable=wrong-import-position
 
-BIN = os.path.dirname(sys.executable)
 SCRIPT = os.path.join(ROOT, 'tests', 'integration', 'files', 'private_dockerd.py')
 
 
@@ -80,26 +78,6 @@ class Host:
         subprocess.run(self.stop_cmd, check=False, capture_output=True)
 
 
-def playbook(name: str, inventory: str, extra: dict, log: str) -> tuple[int, list[dict], float]:
-    env = dict(os.environ,
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.build', 'link'),
-               ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'tests', 'integration', 'callback_plugins'),
-               ANSIBLE_CALLBACKS_ENABLED='hostprep_results',
-               ANSIBLE_DISPLAY_SKIPPED_HOSTS='false', ANSIBLE_DISPLAY_OK_HOSTS='false',
-               HOSTPREP_RESULT_LOG=log)
-    if os.path.exists(log):
-        os.unlink(log)
-    cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', inventory, '-f', '3',
-           os.path.join(ROOT, 'playbooks', name), '-e', json.dumps(extra)]
-    print('$ ansible-playbook -i %s playbooks/%s' % (os.path.relpath(inventory, ROOT), name), flush=True)
-    start = time.monotonic()
-    proc = subprocess.run(cmd, env=env, check=False)
-    elapsed = time.monotonic() - start
-    with open(log, encoding='utf-8') if os.path.exists(log) else contextlib.nullcontext([]) as handle:
-        records = [json.loads(line) for line in handle if line.strip()]
-    return proc.returncode, records, elapsed
-
-
 def run(banner, lab_info: dict | None) -> int:
     workdir = os.path.join(ROOT, '.build', 'demo', 'docker')
     shutil.rmtree(workdir, ignore_errors=True)
@@ -127,14 +105,15 @@ def run(banner, lab_info: dict | None) -> int:
                 json.dump({'container_hosts': {'hosts': {h.name: h.hostvars for h in hosts}}}, handle, indent=2)
             log = os.path.join(workdir, 'results.jsonl')
             banner('5. docker_storage: overlay2 on XFS, btrfs on an empty disk, vfs (engines start on vfs)')
-            rc, records, first = playbook('docker_storage.yml', inventory, {'hostprep_hosts': 'container_hosts'}, log)
+            hosts_var = {'hostprep_hosts': 'container_hosts'}
+            rc, records, first = playbook.run('docker_storage.yml', inventory, hosts_var, log, forks=3, quiet_ok=True)
             if rc != 0:
                 print('docker_storage failed', file=sys.stderr)
                 return rc
             banner('6. docker_storage again: nothing changes')
-            rc, records, second = playbook('docker_storage.yml', inventory, {'hostprep_hosts': 'container_hosts'},
-                                           log)
-            changed = sum(1 for r in records if r['status'] == 'changed')
+            rc, records, second = playbook.run('docker_storage.yml', inventory, hosts_var, log, forks=3,
+                                               quiet_ok=True)
+            changed = playbook.changed(records)
             print('second run: %d changed, %.1f s (first run %.1f s)' % (changed, second, first))
             final = {}
             for rec in records:  # the last docker_storage_info of each host is what the engine says now
@@ -144,9 +123,9 @@ def run(banner, lab_info: dict | None) -> int:
                 print('  %-16s driver %-9s on %-6s data root %s' % (
                     name, storage['driver'], (storage.get('backing_fs') or {}).get('fstype'), storage.get('data_root')))
             banner('7. validate: copy-on-write benchmark on every host, fleet report')
-            rc, records, elapsed = playbook('validate.yml', inventory, {
+            rc, records, elapsed = playbook.run('validate.yml', inventory, {
                 'hostprep_hosts': 'container_hosts', 'validate_count': 3, 'validate_sleep_seconds': 120,
-                'validate_report_dir': report_dir, 'validate_fail_on_limits': False}, log)
+                'validate_report_dir': report_dir, 'validate_fail_on_limits': False}, log, forks=3, quiet_ok=True)
             print('validate: rc %d in %.1f s' % (rc, elapsed))
             banner('fleet report')
             with open(os.path.join(report_dir, 'report.md'), encoding='utf-8') as handle:

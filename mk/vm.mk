@@ -4,18 +4,19 @@
 #   make vm-image                 build (or reuse) the cached lab images
 #   make test-vm                  run every molecule scenario, one after another
 #   make test-vm VM_SCENARIOS=storage_network
-#   make vm-image VM_SUITES="bookworm trixie"
+#   make vm-image VM_SUITES=bookworm   only one suite
+#   make bench-vm                 the copy-on-write benchmark per backend, one VM each (about 30 min)
 
 # Debian packages the host needs to build and boot the lab images.
 VM_APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client busybox-static \
 	cpio xz-utils zstd gzip debian-archive-keyring ca-certificates procps
-VM_SUITES ?= bookworm
+VM_SUITES ?= bookworm trixie
 VM_CACHE ?= /var/cache/hostprep-vm
 # Every directory under molecule/ with a molecule.yml, unless given.
 VM_SCENARIOS ?= $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 export HOSTPREP_VM_CACHE := $(VM_CACHE)
 
-.PHONY: vm-apt vm-image test-vm vm-clean
+.PHONY: vm-apt vm-image test-vm bench-vm vm-clean
 
 vm-apt:
 	@missing=""
@@ -45,6 +46,9 @@ test-vm: vm-image
 	done
 	if [ -n "$$failed" ]; then echo "==> make test-vm: failed:$$failed ($$(( $$(date +%s) - all )) s)"; exit 1; fi
 	echo "==> make test-vm: $(words $(VM_SCENARIOS)) scenario(s) passed in $$(( $$(date +%s) - all )) s"
+
+bench-vm: vm-image
+	@$(call timed,bench-vm,$(BIN)/python bench/vm_backends.py $(BENCH_VM_ARGS))
 
 # Removes the cached images (they are rebuilt on the next vm-image).
 vm-clean:

@@ -323,7 +323,7 @@ def configure(module: t.Any) -> dict[str, t.Any]:
     # the storage the snapshotter needs
     containerd_root = main.get('root') if isinstance(main.get('root'), str) else _engine.CONTAINERD_ROOT
     root_path = section.get('root_path') or os.path.join(containerd_root, plugin)
-    storage = check_storage(module, snapshotter, section, root_path)
+    storage = check_storage(module, snapshotter, section, root_path) if params['check_storage'] else {'checked': False}
 
     # daemon.json, through docker_daemon_config's own functions
     daemon_text = read_text(daemon_path)

@@ -232,7 +232,7 @@ def reset(module: t.Any) -> dict[str, t.Any]:
             why.append('the pidfile %s names the running dockerd pid %d' % (params['pidfile'], pid))
         if answers:
             why.append('an engine answers on %s' % params['docker_host'])
-        raise HostprepError('dockerd must be stopped before data_root %s is reset: %s uses it; stop it (systemctl '
+        raise HostprepError('dockerd must be stopped before data_root %s is reset, and it runs (%s); stop it (systemctl '
                             'stop docker.socket docker) and run again; nothing was changed'
                             % (data_root, '; '.join(why)), users=users, removed=removed)
 

@@ -78,6 +78,13 @@ options:
       - Where to ask the engine for its version when no C(dockerd) binary is found on the host.
     type: str
     default: unix:///var/run/docker.sock
+  check_storage:
+    description:
+      - Check that the thin pool (devmapper) or the btrfs root (btrfs) is there before anything is written.
+      - Set V(false) only to plan in check mode when the storage is created later in the same run (for example by
+        M(hostprep.container_host.lvm_thinpool) after a preflight); RV(storage) then says it was not checked.
+    type: bool
+    default: true
   dockerd_path:
     description:
       - The dockerd binary whose version decides whether the containerd image store exists. By default dockerd is
@@ -198,7 +205,9 @@ root_path:
   type: str
   sample: /var/lib/containerd/io.containerd.snapshotter.v1.btrfs
 storage:
-  description: What was checked, the pool device (devmapper) or the filesystem of the root (btrfs, as C(findmnt) reports it).
+  description:
+    - What was checked, the pool device (devmapper) or the filesystem of the root (btrfs, as C(findmnt) reports it).
+    - "V({\"checked\": false}) with O(check_storage=false)."
   returned: success
   type: dict
   sample: {"pool_device": "/dev/mapper/docker-thinpool"}
@@ -221,6 +230,7 @@ def main():
             drop_in=dict(type='path', default='/etc/containerd/conf.d/50-hostprep-snapshotter.toml'),
             daemon_config=dict(type='path', default='/etc/docker/daemon.json'),
             docker_host=dict(type='str', default='unix:///var/run/docker.sock'),
+            check_storage=dict(type='bool', default=True),
             dockerd_path=dict(type='path'),
         ),
         required_if=[('snapshotter', 'devmapper', ['pool_name'])],

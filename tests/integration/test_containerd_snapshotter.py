@@ -267,3 +267,21 @@ def test_bad_input_refused(ansible, workdir, btrfs, engine26):
     for name, paths in cases.items():
         assert snapshot(paths) == before[name], '%s: files changed' % name
         assert not os.path.exists(paths['drop_in'])
+
+
+def test_plan_before_the_pool_exists(ansible, workdir, engine26):
+    """The docker_storage role plans the snapshotter in check mode before
+    lvm_thinpool creates the pool: with check_storage=false the plan reports
+    the change without looking for the pool, and writes nothing; the same
+    call without check mode still refuses the missing pool."""
+    case = make_case(workdir, 'plan', main_config())
+    before = snapshot(case)
+    call = args(case, snapshotter='devmapper', pool_name='hp-later-pool', dockerd_path=engine26, check_storage=False)
+    results = ansible.module_tasks(MODULE, [('plan', call, True), ('apply', dict(call, check_storage=True), False)])
+    plan = results['plan']
+    assert not plan['failed'] and plan['changed'], plan
+    assert plan['storage'] == {'checked': False}
+    assert plan['settings']['pool_name'] == 'hp-later-pool'
+    refused(results['apply'], 'thin pool hp-later-pool does not exist')
+    assert snapshot(case) == before
+    assert not os.path.exists(case['drop_in'])

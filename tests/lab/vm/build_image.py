@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import glob
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -42,10 +43,10 @@ PACKAGES = [
     'thin-provisioning-tools', 'btrfs-progs', 'xfsprogs', 'e2fsprogs', 'docker.io',
     'busybox-static', 'procps', 'less', 'util-linux', 'xz-utils',
 ]
-# Suite-specific additions (trixie splits out packages bookworm had in systemd).
+# Suite-specific additions.
 SUITE_PACKAGES = {
     'bookworm': [],
-    'trixie': [],
+    'trixie': ['docker-cli'],  # trixie's docker.io no longer ships the CLI
 }
 SUITES = sorted(SUITE_PACKAGES)
 GUEST_FILES = os.path.join(HERE, 'guest')
@@ -75,8 +76,11 @@ def input_hash(suite: str) -> str:
     versions aside: remove the cache directory to pick up new ones)."""
     digest = hashlib.sha256()
     digest.update(json.dumps([suite, PACKAGES, SUITE_PACKAGES[suite], IMAGE_SIZE]).encode())
-    paths = [os.path.join(HERE, 'build_image.py'), os.path.join(HERE, 'build_initramfs.py'),
-             os.path.join(ROOT, 'requirements.txt')]
+    # The steps that decide what goes into the image; the rest of this file
+    # (caching, pruning, the command line) can change without a rebuild.
+    for step in (configure, install_kernel, build):
+        digest.update(inspect.getsource(step).encode())
+    paths = [os.path.join(HERE, 'build_initramfs.py'), os.path.join(ROOT, 'requirements.txt')]
     paths += sorted(glob.glob(os.path.join(GUEST_FILES, '**', '*'), recursive=True))
     for path in paths:
         if os.path.isfile(path):
@@ -259,7 +263,7 @@ def build(suite: str, target: str) -> dict:
             kver = install_kernel(rootfs, workdir)
             timings['kernel'] = round(time.monotonic() - t0, 1)
             configure(rootfs, suite)
-            pkg_versions = versions(rootfs, ['systemd', 'docker.io', 'containerd', 'lvm2', 'python3',
+            pkg_versions = versions(rootfs, ['systemd', 'docker.io', 'docker-cli', 'containerd', 'lvm2', 'python3',
                                              'openssh-server', 'btrfs-progs', 'xfsprogs'])
             py_versions = pip_versions(rootfs)
             run(['chroot', rootfs, 'apt-get', 'clean'])
@@ -312,6 +316,38 @@ def build_initramfs(rootfs: str, kver: str, output: str) -> list[str]:
     return bi.build(rootfs, kver, output)
 
 
+def open_by_a_process(directory: str) -> bool:
+    """Some process (a running lab's qemu) has a file under directory open."""
+    prefix = os.path.realpath(directory) + '/'
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        fd_dir = '/proc/%s/fd' % pid
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(os.path.join(fd_dir, fd)).startswith(prefix):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def prune(cache: str, suite: str, keep: str) -> None:
+    """Remove older builds of the suite (other input hashes), each about
+    1 GB, unless a running VM still reads one through its overlay."""
+    for path in sorted(glob.glob(os.path.join(cache, suite + '-*'))):
+        name = os.path.basename(path)
+        if path == keep or not os.path.isdir(path) or '.build-' in name or len(name) != len(suite) + 13:
+            continue
+        if open_by_a_process(path):
+            log('keeping the older image %s: a running VM uses it' % path)
+            continue
+        log('removing the older image %s' % path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def ensure(suite: str, cache: str, force: bool = False) -> dict:
     """The manifest of the cached image, built first when missing."""
     if suite not in SUITE_PACKAGES:
@@ -335,8 +371,7 @@ def ensure(suite: str, cache: str, force: bool = False) -> dict:
             log('built %s in %.0f s: root %d MB, image %s sparse (%d MB allocated)' % (
                 suite, manifest['build_seconds'], manifest['rootfs_bytes'] // 2**20, manifest['image_size'],
                 manifest['image_allocated_bytes'] // 2**20))
-        # Older builds of this suite (other input hashes) are left alone: a
-        # running lab may use them. `make vm-clean` removes the whole cache.
+        prune(cache, suite, target)
     manifest = dict(manifest, dir=target)
     for key in ('image', 'kernel', 'initrd'):
         manifest[key + '_path'] = os.path.join(target, manifest[key])

@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""`make demo`: the whole job against a disposable VM of the lab.
+
+1. builds or reuses the bookworm lab image (tests/lab/vm/build_image.py);
+2. boots a VM from a throwaway overlay with two empty virtio disks
+   (tests/lab/vm/vm.py);
+3. gives it a storage NIC at MTU 1500 managed by systemd-networkd and a
+   storage fabric behind it in network namespaces (the storage_network
+   scenario's prepare playbook);
+4. runs playbooks/site.yml: the storage network (MTU 9000 on the NIC,
+   persisted by networkd, PMTUD sysctls, every path verified), then the
+   Docker storage (devicemapper on an LVM thin pool on the first disk,
+   Engine 20.10 started through systemd);
+5. runs site.yml again: nothing changes;
+6. runs playbooks/validate.yml: path MTU to the storage targets and the
+   copy-on-write benchmark, then prints the fleet report and where it is;
+then stops the VM and removes its overlay and disks (--keep leaves it up;
+`make demo-down` stops it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import playbook
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VM = os.path.join(ROOT, 'tests', 'lab', 'vm', 'vm.py')
+PREPARE = os.path.join(ROOT, 'molecule', 'storage_network', 'prepare.yml')
+DEFAULT_WORKDIR = os.path.join(ROOT, '.build', 'demo-vm')
+
+# What the operator would put in group_vars: the storage NIC is the one that
+# routes to the storage target; docker gets a thin pool on the first disk.
+GROUP_VARS = {
+    'storage_network_links': [{'target': '198.18.2.10'}],
+    'storage_network_mtu': 9000,
+    'storage_network_persist': 'networkd',
+    'storage_network_targets': ['198.18.2.10', 'fd42:1ab:0:2::10'],
+    'storage_network_safety_targets': ['198.18.1.1'],
+    'docker_storage_backend': 'devicemapper_direct',
+    'docker_storage_devices': ['/dev/disk/by-id/virtio-hostprep-disk1'],
+    'validate_storage_targets': ['198.18.2.10', 'fd42:1ab:0:2::10'],
+    'validate_expected_mtu': 9000,
+    'validate_thinpool': 'docker/thinpool',
+}
+
+
+def banner(text: str) -> None:
+    print('\n\033[1m==== %s\033[0m' % text, flush=True)
+
+
+def vm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, VM] + list(args), stdout=subprocess.PIPE, text=True, check=False)
+
+
+def inventory(path: str, state: dict) -> None:
+    host = {
+        'ansible_host': state['address'], 'ansible_port': state['port'], 'ansible_user': state['user'],
+        'ansible_ssh_private_key_file': state['identity_file'], 'ansible_python_interpreter': '/usr/bin/python3',
+        'ansible_ssh_common_args': '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null',
+    }
+    groups = {name: {'hosts': {'lab-vm': {}}} for name in ('storage_hosts', 'docker_hosts', 'container_hosts')}
+    with open(path, 'w', encoding='utf-8') as handle:
+        json.dump({'all': {'hosts': {'lab-vm': host}, 'vars': GROUP_VARS, 'children': groups}}, handle, indent=2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', 1)[0])
+    parser.add_argument('--workdir', default=DEFAULT_WORKDIR)
+    parser.add_argument('--suite', default='bookworm')
+    parser.add_argument('--count', type=int, default=3, help='containers per benchmark scenario')
+    parser.add_argument('--keep', action='store_true', help='leave the VM running at the end')
+    parser.add_argument('--down', action='store_true', help='stop a kept VM and remove it, then exit')
+    args = parser.parse_args()
+    workdir = os.path.abspath(args.workdir)
+    vmdir = os.path.join(workdir, 'vm')
+    report_dir = os.path.join(workdir, 'report')
+    if args.down:
+        return vm('down', '--purge', '--workdir', vmdir).returncode
+    os.makedirs(workdir, exist_ok=True)
+    env = {'ANSIBLE_PIPELINING': 'true', 'ANSIBLE_HOST_KEY_CHECKING': 'false', 'ANSIBLE_FORKS': '1'}
+    timings = {}
+    started = time.monotonic()
+    try:
+        banner('1-2. lab image (built once, then reused) and a VM with two empty disks')
+        t0 = time.monotonic()
+        res = vm('up', '--workdir', vmdir, '--name', 'demo', '--suite', args.suite, '--disks', '2',
+                 '--disk-size', '4G', '--memory', '1536')
+        if res.returncode != 0:
+            print('the lab VM did not come up (see above); nothing else was run', file=sys.stderr)
+            return 1
+        state = json.loads(res.stdout)
+        timings['image and boot'] = time.monotonic() - t0
+        print('VM %s: Debian %s, kernel %s (%s), ssh root@127.0.0.1 -p %s -i %s, up after %s s' % (
+            state['instance'], state['suite'], state['kernel_version'], state['accel'], state['port'],
+            state['identity_file'], state['boot_seconds']))
+        inv = os.path.join(workdir, 'inventory.json')
+        inventory(inv, state)
+        log = os.path.join(workdir, 'results.jsonl')
+
+        banner('3. lab: a storage NIC at MTU 1500 (systemd-networkd) and a storage fabric behind it')
+        rc, dummy, timings['lab fabric'] = playbook.run(PREPARE, inv, None, log, quiet_ok=True, env=env)
+        if rc:
+            return rc
+
+        banner('4. playbooks/site.yml: storage network, then Docker storage (devicemapper on a thin pool)')
+        rc, records, timings['site.yml'] = playbook.run('site.yml', inv, {'site_serial': 1}, log, quiet_ok=True,
+                                                        env=env)
+        if rc:
+            return rc
+        first_changed = playbook.changed(records)
+
+        banner('5. playbooks/site.yml again: nothing changes')
+        rc, records, timings['site.yml again'] = playbook.run('site.yml', inv, {'site_serial': 1}, log,
+                                                              quiet_ok=True, env=env)
+        again = playbook.changed(records)
+        print('first run: %d changed in %.0f s; second run: %d changed in %.0f s' % (
+            first_changed, timings['site.yml'], again, timings['site.yml again']))
+        if rc or again:
+            return rc or 1
+
+        banner('6. playbooks/validate.yml: path MTU and the copy-on-write benchmark, fleet report')
+        rc, records, timings['validate.yml'] = playbook.run('validate.yml', inv, {
+            'hostprep_hosts': 'container_hosts', 'validate_count': args.count, 'validate_sleep_seconds': 120,
+            'validate_report_dir': report_dir,
+            'validate_report_title': 'make demo: lab VM (Debian %s, %s)' % (state['suite'], state['accel'])},
+            log, quiet_ok=True, env=env)
+        banner('fleet report')
+        md = os.path.join(report_dir, 'report.md')
+        if os.path.exists(md):
+            with open(md, encoding='utf-8') as handle:
+                print(handle.read())
+        print('\n'.join('%-16s %6.0f s' % item for item in timings.items()))
+        print('whole demo       %6.0f s' % (time.monotonic() - started))
+        print('\nfleet report:\n  Markdown: %s\n  HTML:     %s' % (md, os.path.join(report_dir, 'report.html')))
+        return rc
+    finally:
+        if args.keep:
+            print('\nthe VM keeps running: ssh with the line above; `make demo-down` stops it')
+        else:
+            vm('down', '--purge', '--workdir', vmdir)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
