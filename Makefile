@@ -82,6 +82,8 @@ test: deps
 	$(MAKE) --no-print-directory units
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory integration
+	# The VM lab's molecule scenarios (mk/vm.mk): LVM, devicemapper, Engine 26, reboots.
+	$(MAKE) --no-print-directory test-vm VM_SCENARIOS="$(TEST_VM_SCENARIOS)"
 	echo "==> make test: all steps passed in $$(( $$(date +%s) - all )) s"
 
 DEMO_PREFIX ?= hpdemo

@@ -22,17 +22,17 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, 'hack'))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab', 'vm'))
 
 import playbook  # noqa: E402  pylint: disable=wrong-import-position
+import vm  # noqa: E402  pylint: disable=wrong-import-position
 
-VM = os.path.join(ROOT, 'tests', 'lab', 'vm', 'vm.py')
 DISK1 = '/dev/disk/by-id/virtio-hostprep-disk1'
 CASES = [
     ('vm-devicemapper-loop', 'bookworm', 0, {'docker_storage_backend': 'devicemapper_loop'}),
@@ -48,14 +48,8 @@ CASES = [
 ENV = {'ANSIBLE_PIPELINING': 'true', 'ANSIBLE_HOST_KEY_CHECKING': 'false'}
 
 
-def vm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, VM] + list(args), stdout=subprocess.PIPE, text=True, check=False)
-
-
 def write_inventory(path: str, alias: str, state: dict, hostvars: dict) -> None:
-    host = dict(hostvars, ansible_host=state['address'], ansible_port=state['port'], ansible_user=state['user'],
-                ansible_ssh_private_key_file=state['identity_file'], ansible_python_interpreter='/usr/bin/python3',
-                ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null')
+    host = dict(hostvars, **vm.inventory_vars(state))
     with open(path, 'w', encoding='utf-8') as handle:
         json.dump({'all': {'hosts': {alias: host}}}, handle, indent=2)
 
@@ -65,8 +59,8 @@ def run_case(case: tuple, out: str, count: int) -> dict:
     vmdir = os.path.join(out, 'vm-' + alias)
     row = {'host': alias, 'suite': suite, 'backend': hostvars['docker_storage_backend']}
     t0 = time.monotonic()
-    res = vm('up', '--workdir', vmdir, '--name', alias, '--suite', suite, '--disks', str(disks),
-             '--disk-size', '4G', '--memory', '2048')
+    res = vm.cli('up', '--workdir', vmdir, '--name', alias, '--suite', suite, '--disks', str(disks),
+                 '--disk-size', '4G', '--memory', '2048')
     if res.returncode != 0:
         raise SystemExit('%s: the VM did not come up' % alias)
     try:
@@ -87,7 +81,7 @@ def run_case(case: tuple, out: str, count: int) -> dict:
         if rc:
             raise SystemExit('%s: validate failed' % alias)
     finally:
-        vm('down', '--purge', '--workdir', vmdir)
+        vm.cli('down', '--purge', '--workdir', vmdir)
     row['total_s'] = time.monotonic() - t0
     return row
 

@@ -23,14 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
 import playbook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VM = os.path.join(ROOT, 'tests', 'lab', 'vm', 'vm.py')
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab', 'vm'))
+
+import vm  # noqa: E402  pylint: disable=wrong-import-position
+
 PREPARE = os.path.join(ROOT, 'molecule', 'storage_network', 'prepare.yml')
 DEFAULT_WORKDIR = os.path.join(ROOT, '.build', 'demo-vm')
 
@@ -54,16 +56,8 @@ def banner(text: str) -> None:
     print('\n\033[1m==== %s\033[0m' % text, flush=True)
 
 
-def vm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, VM] + list(args), stdout=subprocess.PIPE, text=True, check=False)
-
-
 def inventory(path: str, state: dict) -> None:
-    host = {
-        'ansible_host': state['address'], 'ansible_port': state['port'], 'ansible_user': state['user'],
-        'ansible_ssh_private_key_file': state['identity_file'], 'ansible_python_interpreter': '/usr/bin/python3',
-        'ansible_ssh_common_args': '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null',
-    }
+    host = vm.inventory_vars(state)
     groups = {name: {'hosts': {'lab-vm': {}}} for name in ('storage_hosts', 'docker_hosts', 'container_hosts')}
     with open(path, 'w', encoding='utf-8') as handle:
         json.dump({'all': {'hosts': {'lab-vm': host}, 'vars': GROUP_VARS, 'children': groups}}, handle, indent=2)
@@ -81,7 +75,7 @@ def main() -> int:
     vmdir = os.path.join(workdir, 'vm')
     report_dir = os.path.join(workdir, 'report')
     if args.down:
-        return vm('down', '--purge', '--workdir', vmdir).returncode
+        return vm.cli('down', '--purge', '--workdir', vmdir).returncode
     os.makedirs(workdir, exist_ok=True)
     env = {'ANSIBLE_PIPELINING': 'true', 'ANSIBLE_HOST_KEY_CHECKING': 'false', 'ANSIBLE_FORKS': '1'}
     timings = {}
@@ -89,8 +83,8 @@ def main() -> int:
     try:
         banner('1-2. lab image (built once, then reused) and a VM with two empty disks')
         t0 = time.monotonic()
-        res = vm('up', '--workdir', vmdir, '--name', 'demo', '--suite', args.suite, '--disks', '2',
-                 '--disk-size', '4G', '--memory', '1536')
+        res = vm.cli('up', '--workdir', vmdir, '--name', 'demo', '--suite', args.suite, '--disks', '2',
+                     '--disk-size', '4G', '--memory', '1536')
         if res.returncode != 0:
             print('the lab VM did not come up (see above); nothing else was run', file=sys.stderr)
             return 1
@@ -143,7 +137,7 @@ def main() -> int:
         if args.keep:
             print('\nthe VM keeps running: ssh with the line above; `make demo-down` stops it')
         else:
-            vm('down', '--purge', '--workdir', vmdir)
+            vm.cli('down', '--purge', '--workdir', vmdir)
 
 
 if __name__ == '__main__':

@@ -222,6 +222,22 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
+def inventory_vars(state: dict) -> dict:
+    """The Ansible connection variables of a VM that `up` described."""
+    return {
+        'ansible_host': state['address'], 'ansible_port': state['port'], 'ansible_user': state['user'],
+        'ansible_ssh_private_key_file': state['identity_file'], 'ansible_python_interpreter': '/usr/bin/python3',
+        'ansible_ssh_common_args': '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null',
+    }
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """Run this script in a child process (so a failed boot cannot take the
+    caller with it); stdout (the JSON of `up`) is captured, the log is not."""
+    return subprocess.run([sys.executable, os.path.abspath(__file__)] + list(args), stdout=subprocess.PIPE,
+                          text=True, check=False)
+
+
 def load_state(workdir: str) -> dict:
     try:
         with open(os.path.join(workdir, STATE), encoding='utf-8') as handle:
