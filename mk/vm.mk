@@ -42,10 +42,14 @@ vm-image: deps vm-apt
 
 test-vm: vm-image
 	@all=$$(date +%s); failed=""
+	# The lab's own faults first (missing tools, a boot timeout, cleanup).
+	$(call timed,vm lab faults,$(BIN)/pytest -q -p no:cacheprovider tests/vm || failed=" vm-lab-faults")
 	# One VM at a time (2 cores); a failed scenario does not stop the others.
 	for s in $(VM_SCENARIOS); do
 	  $(call timed,molecule $$s,$(BIN)/python tests/lab/vm/molecule_run.py $$s || failed="$$failed $$s")
 	done
+	# Nothing may be left behind, failed run or not: no qemu of the lab, no overlay or disk.
+	$(BIN)/python tests/lab/vm/vm.py leftovers $${HOME}/.ansible/tmp $(BUILD) || failed="$$failed leftovers"
 	if [ -n "$$failed" ]; then echo "==> make test-vm: failed:$$failed ($$(( $$(date +%s) - all )) s)"; exit 1; fi
 	echo "==> make test-vm: $(words $(VM_SCENARIOS)) scenario(s) passed in $$(( $$(date +%s) - all )) s"
 

@@ -13,6 +13,10 @@ into one archive, shared layers stored once) and loaded after.
 The archive is what ``GET /images/get?names=...`` returns; its
 ``manifest.json`` lists the image config of every image, whose digest is the
 image ID, so the image IDs an archive holds are read without unpacking it.
+An engine with the containerd image store (``features.containerd-snapshotter``)
+lists images by the digest of their manifest instead, which a graph-driver
+archive does not record: there an image is recognised by its layers (the
+``rootfs.diff_ids`` of its config, ``RootFS.Layers`` of the engine) and tags.
 Pure functions here parse API answers and manifests; the functions that talk
 to the engine take a Docker SDK client.
 """
@@ -64,23 +68,50 @@ def _digest(config: str) -> str:
     return 'sha256:' + name
 
 
-def manifest_entries(manifest: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-    """{id, tags} of each image a ``manifest.json`` of an image archive lists."""
+def manifest_entries(manifest: list[dict[str, t.Any]],
+                     configs: dict[str, dict[str, t.Any]] | None = None) -> list[dict[str, t.Any]]:
+    """{id, tags} of each image a ``manifest.json`` of an image archive lists,
+    with ``layers`` (its config's ``rootfs.diff_ids``) where configs, the
+    parsed config files by their path in the archive, has the image's config."""
     found: dict[str, set[str]] = {}
+    layers: dict[str, list[str]] = {}
     for item in manifest:
         config = item.get('Config')
         if not isinstance(config, str) or not config:
             raise HostprepError('manifest.json entry without Config: %r' % (item,))
         found.setdefault(_digest(config), set()).update(item.get('RepoTags') or [])
-    return [{'id': image_id, 'tags': sorted(tags)} for image_id, tags in sorted(found.items())]
+        diff_ids = ((configs or {}).get(config) or {}).get('rootfs', {}).get('diff_ids')
+        if isinstance(diff_ids, list):
+            layers[_digest(config)] = diff_ids
+    entries = []
+    for image_id, tags in sorted(found.items()):
+        entry: dict[str, t.Any] = {'id': image_id, 'tags': sorted(tags)}
+        if image_id in layers:
+            entry['layers'] = layers[image_id]
+        entries.append(entry)
+    return entries
+
+
+def same_image(one: dict[str, t.Any], other: dict[str, t.Any]) -> bool:
+    """The same ID, or (across image stores, where IDs differ) the same layers."""
+    return one['id'] == other['id'] or (bool(one.get('layers')) and one.get('layers') == other.get('layers'))
 
 
 def missing_images(wanted: list[dict[str, t.Any]], present: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-    """Entries of wanted whose ID or one of whose tags is not in present."""
-    have_ids = {entry['id'] for entry in present}
-    have_tags = {(tag, entry['id']) for entry in present for tag in entry['tags']}
-    return [entry for entry in wanted
-            if entry['id'] not in have_ids or any((tag, entry['id']) not in have_tags for tag in entry['tags'])]
+    """Entries of wanted that present lacks: no image with the same ID (or the
+    same layers), or not every one of its tags on such an image."""
+    missing = []
+    for entry in wanted:
+        same = [other for other in present if same_image(entry, other)]
+        tags = {tag for other in same for tag in other['tags']}
+        if not same or any(tag not in tags for tag in entry['tags']):
+            missing.append(entry)
+    return missing
+
+
+def public(entries: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """The entries as the module returns them: ID and tags."""
+    return [{'id': entry['id'], 'tags': entry['tags']} for entry in entries]
 
 
 def is_under(path: str, root: str) -> bool:
@@ -142,7 +173,26 @@ def read_archive(path: str) -> list[dict[str, t.Any]] | None:
                             'remove it or choose another path' % (path, exc)) from exc
     if not isinstance(manifest, list):
         raise HostprepError('%s: manifest.json is not a list; remove the file or choose another path' % path)
-    return manifest_entries(manifest)
+    return manifest_entries(manifest, read_configs(path, manifest))
+
+
+def read_configs(path: str, manifest: list[dict[str, t.Any]]) -> dict[str, dict[str, t.Any]]:
+    """The image config files the manifest names, parsed; unreadable ones are
+    left out (the image is then known by its ID only)."""
+    configs = {}
+    with tarfile.open(path, 'r:') as tar:
+        for item in manifest:
+            name = item.get('Config') if isinstance(item, dict) else None
+            if not isinstance(name, str) or name in configs:
+                continue
+            try:
+                member = tar.extractfile(name)
+                data = json.load(member) if member is not None else None
+            except (KeyError, ValueError, tarfile.TarError):
+                data = None
+            if isinstance(data, dict):
+                configs[name] = data
+    return configs
 
 
 def check_location(archive: str, data_root: str) -> None:
@@ -168,7 +218,13 @@ def check_space(archive: str, needed: int) -> None:
 # ---- the engine -------------------------------------------------------------------
 
 def engine_images(client: t.Any, include_dangling: bool = True) -> list[dict[str, t.Any]]:
-    return image_entries(client.api.images(), include_dangling=include_dangling)
+    """The engine's images with their layers (``RootFS.Layers`` of each)."""
+    entries = image_entries(client.api.images(), include_dangling=include_dangling)
+    for entry in entries:
+        layers = ((client.api.inspect_image(entry['id']) or {}).get('RootFS') or {}).get('Layers')
+        if isinstance(layers, list):
+            entry['layers'] = layers
+    return entries
 
 
 def layers_size(client: t.Any) -> int:
@@ -219,8 +275,8 @@ def manage(client: t.Any, params: dict[str, t.Any], check_mode: bool) -> dict[st
         if os.path.isdir(path):
             raise HostprepError('path %s is a directory; give the path of the archive file to write' % path)
         check_location(path, data_root)
-        changed = archived is None or [entry['id'] for entry in archived] != [entry['id'] for entry in present] \
-            or bool(missing_images(present, archived))
+        # The archive must hold exactly the engine's images (by ID, or by layers across image stores).
+        changed = archived is None or bool(missing_images(present, archived)) or bool(missing_images(archived, present))
         if changed and present and not check_mode:
             check_space(path, layers_size(client))
             save(client, save_names(present), path)
@@ -229,7 +285,7 @@ def manage(client: t.Any, params: dict[str, t.Any], check_mode: bool) -> dict[st
             if still_missing:
                 raise HostprepError('%s lacks images after saving: %s' % (
                     path, ', '.join(entry['id'] for entry in still_missing)), path=path)
-        result.update(changed=changed and bool(present), images=present, data_root=data_root,
+        result.update(changed=changed and bool(present), images=public(present), data_root=data_root,
                       diff={'before': {'archive': [e['id'] for e in archived or []]},
                             'after': {'archive': [e['id'] for e in present]}})
     else:
@@ -245,7 +301,7 @@ def manage(client: t.Any, params: dict[str, t.Any], check_mode: bool) -> dict[st
             if still_missing:
                 raise HostprepError('the engine does not list %s after loading %s' % (
                     ', '.join(entry['id'] for entry in still_missing), path), path=path)
-        result.update(changed=bool(missing), images=archived, loaded=missing,
+        result.update(changed=bool(missing), images=public(archived), loaded=public(missing),
                       diff={'before': {'engine': before_ids},
                             'after': {'engine': sorted(set(before_ids) | {e['id'] for e in archived})}})
     result['size'] = os.path.getsize(path) if os.path.exists(path) else 0

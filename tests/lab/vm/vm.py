@@ -5,6 +5,7 @@
                [--memory 1536] [--smp 2] [--timeout 300] [--accel auto|kvm|tcg]
     vm.py down --workdir DIR [--purge]
     vm.py ssh  --workdir DIR -- COMMAND...
+    vm.py leftovers [DIR...]
 
 ``up`` builds or reuses the image, creates in DIR a throwaway qcow2 overlay
 on it (the cached image is never written), sparse raw extra disks (serials
@@ -223,9 +224,13 @@ def up(args: argparse.Namespace) -> int:
 
 
 def inventory_vars(state: dict) -> dict:
-    """The Ansible connection variables of a VM that `up` described."""
+    """The Ansible connection variables of a VM that `up` described. Ansible
+    logs in as root, and the image has no sudo: `become: true` of the
+    collection's playbooks is switched off for the VM (it would only be root
+    becoming root)."""
     return {
         'ansible_host': state['address'], 'ansible_port': state['port'], 'ansible_user': state['user'],
+        'ansible_become': False,
         'ansible_ssh_private_key_file': state['identity_file'], 'ansible_python_interpreter': '/usr/bin/python3',
         'ansible_ssh_common_args': '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null',
     }
@@ -313,6 +318,44 @@ def ssh(args: argparse.Namespace) -> int:
     return subprocess.run(ssh_cmd(state, *command), check=False).returncode
 
 
+def lab_processes() -> list[tuple[int, str]]:
+    """Running qemu processes of the lab (qemu -name hostprep-NAME)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as handle:
+                argv = handle.read().decode(errors='replace').split('\0')
+        except OSError:
+            continue
+        if argv and 'qemu' in os.path.basename(argv[0]) and any(a.startswith('hostprep-') for a in argv):
+            found.append((int(pid), ' '.join(argv).strip()))
+    return found
+
+
+def leftover_files(roots: list[str]) -> list[str]:
+    """Overlays and extra disks a VM left under the given directories."""
+    found = []
+    for root in roots:
+        for dirpath, dummy, filenames in os.walk(root):
+            for name in filenames:
+                if name == 'overlay.qcow2' or (name.startswith('disk') and name.endswith('.raw')):
+                    found.append(os.path.join(dirpath, name))
+    return sorted(found)
+
+
+def leftovers(args: argparse.Namespace) -> int:
+    """Exit 1 and name them when a VM process or its files are left behind."""
+    procs = lab_processes()
+    files = leftover_files(args.roots)
+    for pid, cmdline in procs:
+        log('left running: pid %d: %s' % (pid, cmdline[:200]))
+    for path in files:
+        log('left behind: %s' % path)
+    if not procs and not files:
+        log('no lab VM runs and no overlay or disk is left under %s' % ', '.join(args.roots))
+    return 1 if procs or files else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n', 1)[0])
     sub = parser.add_subparsers(dest='action', required=True)
@@ -334,8 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     p_ssh = sub.add_parser('ssh', help='run a command in the VM')
     p_ssh.add_argument('--workdir', required=True)
     p_ssh.add_argument('command', nargs=argparse.REMAINDER)
+    p_left = sub.add_parser('leftovers', help='fail when a lab VM runs or left its overlay or disks behind')
+    p_left.add_argument('roots', nargs='*', help='directories to search for overlays and disks')
     args = parser.parse_args(argv)
-    return {'up': up, 'down': down, 'ssh': ssh}[args.action](args)
+    return {'up': up, 'down': down, 'ssh': ssh, 'leftovers': leftovers}[args.action](args)
 
 
 if __name__ == '__main__':

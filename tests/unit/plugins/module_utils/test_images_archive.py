@@ -122,3 +122,30 @@ def test_check_location_on_this_host(tmp_path):
         ia.check_location(str(tmp_path / 'archive' / 'a.tar'), str(root))
     with pytest.raises(HostprepError, match='under the data root'):
         ia.check_location(str(root / 'a.tar'), str(root))
+
+
+def test_same_image_across_image_stores():
+    """A graph-driver archive loaded into the containerd image store: the
+    engine lists the image by its manifest digest, so the config digest of
+    the archive never matches; the layers and tags do."""
+    layers = ['sha256:1f1d0e6f8ab5'.ljust(71, '0')]
+    archived = [{'id': BUSYBOX, 'tags': ['hostprep/busybox:vm'], 'layers': layers}]
+    in_containerd = [{'id': 'sha256:' + 'c' * 64, 'tags': ['hostprep/busybox:vm'], 'layers': layers}]
+    assert ia.missing_images(archived, in_containerd) == []
+    assert ia.missing_images(in_containerd, archived) == []
+    untagged_elsewhere = [{'id': 'sha256:' + 'c' * 64, 'tags': [], 'layers': layers}]
+    assert ia.missing_images(archived, untagged_elsewhere) == archived
+    other_layers = [{'id': 'sha256:' + 'c' * 64, 'tags': ['hostprep/busybox:vm'], 'layers': layers + layers}]
+    assert ia.missing_images(archived, other_layers) == archived
+    # without layers on either side only the ID counts
+    assert ia.missing_images([{'id': BUSYBOX, 'tags': []}], [{'id': 'sha256:' + 'c' * 64, 'tags': []}])
+    assert ia.public(archived) == [{'id': BUSYBOX, 'tags': ['hostprep/busybox:vm']}]
+
+
+def test_read_archive_reads_the_layers_of_each_config(tmp_path):
+    manifest = load('manifest_20.10.json')
+    configs = {item['Config']: json.dumps({'rootfs': {'type': 'layers', 'diff_ids': ['sha256:%d' % n]}}).encode()
+               for n, item in enumerate(manifest)}
+    entries = ia.read_archive(_archive(tmp_path, dict(configs, **{'manifest.json': json.dumps(manifest).encode()})))
+    assert [e['id'] for e in entries] == [BUSYBOX, UNTAGGED]
+    assert all(len(e['layers']) == 1 for e in entries)
