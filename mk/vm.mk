@@ -14,8 +14,12 @@ VM_SUITES ?= bookworm trixie
 VM_CACHE ?= /var/cache/hostprep-vm
 # Every directory under molecule/ with a molecule.yml, unless given.
 VM_SCENARIOS ?= $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
-# The scenarios `make test` (and so CI) runs after the host tests.
-TEST_VM_SCENARIOS ?= $(VM_SCENARIOS)
+# The scenarios `make test` (and so CI) runs after the host tests: the three that need what this
+# host's kernel lacks (device-mapper) or an engine it does not have (26). storage_network and btrfs
+# run only under `make test-vm`: their modules and roles run in `make integration` on this host
+# (veth pairs in namespaces, loop-backed btrfs); the VM adds systemd-networkd and a reboot, for
+# about 14 more minutes under emulation. `make test TEST_VM_SCENARIOS="$(VM_SCENARIOS)"` runs all.
+TEST_VM_SCENARIOS ?= devicemapper_direct devicemapper_loop modern_engine
 export HOSTPREP_VM_CACHE := $(VM_CACHE)
 
 .PHONY: vm-apt vm-image test-vm bench-vm vm-clean
@@ -49,7 +53,7 @@ test-vm: vm-image
 	  $(call timed,molecule $$s,$(BIN)/python tests/lab/vm/molecule_run.py $$s || failed="$$failed $$s")
 	done
 	# Nothing may be left behind, failed run or not: no qemu of the lab, no overlay or disk.
-	$(BIN)/python tests/lab/vm/vm.py leftovers $${HOME}/.ansible/tmp $(BUILD) || failed="$$failed leftovers"
+	$(BIN)/python tests/lab/vm/vm.py leftovers $${HOME}/.ansible/tmp || failed="$$failed leftovers"
 	if [ -n "$$failed" ]; then echo "==> make test-vm: failed:$$failed ($$(( $$(date +%s) - all )) s)"; exit 1; fi
 	echo "==> make test-vm: $(words $(VM_SCENARIOS)) scenario(s) passed in $$(( $$(date +%s) - all )) s"
 

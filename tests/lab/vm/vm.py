@@ -344,9 +344,11 @@ def leftover_files(roots: list[str]) -> list[str]:
 
 
 def leftovers(args: argparse.Namespace) -> int:
-    """Exit 1 and name them when a VM process or its files are left behind."""
-    procs = lab_processes()
-    files = leftover_files(args.roots)
+    """Exit 1 and name them when a lab VM whose work directory is under one
+    of the roots still runs, or an overlay or disk is left under them."""
+    roots = [os.path.abspath(root) for root in args.roots]
+    procs = [(pid, cmdline) for pid, cmdline in lab_processes() if any(root in cmdline for root in roots)]
+    files = leftover_files(roots)
     for pid, cmdline in procs:
         log('left running: pid %d: %s' % (pid, cmdline[:200]))
     for path in files:
@@ -378,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     p_ssh.add_argument('--workdir', required=True)
     p_ssh.add_argument('command', nargs=argparse.REMAINDER)
     p_left = sub.add_parser('leftovers', help='fail when a lab VM runs or left its overlay or disks behind')
-    p_left.add_argument('roots', nargs='*', help='directories to search for overlays and disks')
+    p_left.add_argument('roots', nargs='+', help='directories where VMs had their work directories')
     args = parser.parse_args(argv)
     return {'up': up, 'down': down, 'ssh': ssh, 'leftovers': leftovers}[args.action](args)
 
