@@ -117,9 +117,20 @@ def figures(result: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
 
 
 def backend(result: dict[str, t.Any]) -> str:
+    """The storage under the engine, as an operator names it: the driver on
+    the data root's filesystem, except where the layers live elsewhere
+    (devicemapper's thin pool or loop files, containerd's snapshotter)."""
     bench = result.get('benchmark') or {}
-    driver = (bench.get('engine') or {}).get('driver') or '?'
+    engine = bench.get('engine') or {}
+    driver = engine.get('driver') or '?'
     fstype = (bench.get('filesystem') or {}).get('fstype') or '?'
+    status = engine.get('driver_status') or {}
+    if driver == 'devicemapper' and status.get('Data loop file'):
+        return 'devicemapper loop-lvm (files on %s)' % fstype
+    if driver == 'devicemapper' and status.get('Pool Name'):
+        return 'devicemapper thin pool %s' % status['Pool Name']
+    if status.get('driver-type') == 'io.containerd.snapshotter.v1':
+        return 'containerd %s snapshotter' % driver
     return '%s on %s' % (driver, fstype)
 
 

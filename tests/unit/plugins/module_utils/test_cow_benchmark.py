@@ -353,3 +353,28 @@ def test_fleet_report_refuses_a_bad_size_limit(tmp_path):
     with pytest.raises(ValueError, match='not a size'):
         report.record(str(tmp_path), {'result': host_result('a', recorded, 'x'),
                                       'limits': {'max_disk_per_container': 'lots'}}, keep=0)
+
+
+def test_report_names_where_the_layers_live():
+    """The fleet report's backend label, from DriverStatus recorded in the
+    bookworm VM (loop-lvm and direct-lvm) and the pair the modern_engine
+    scenario asserts for containerd's devmapper snapshotter on Engine 26."""
+    report = load_report_script()
+    storage = os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'storage_info')
+
+    def result(info_file, fstype='ext4', pairs=None):
+        if info_file:
+            with open(os.path.join(storage, info_file), encoding='utf-8') as handle:
+                info = json.load(handle)['info']
+            driver, pairs = info['Driver'], info['DriverStatus']
+        else:
+            driver = 'devmapper'
+        engine = {'driver': driver, 'driver_status': cow.parse_driver_status(pairs)['raw']}
+        return {'benchmark': {'engine': engine, 'filesystem': {'fstype': fstype}}}
+
+    assert report.backend(result('devicemapper_loop.json')) == 'devicemapper loop-lvm (files on ext4)'
+    assert report.backend(result('devicemapper_direct.json')) == 'devicemapper thin pool docker-thinpool'
+    assert report.backend(result(None, 'xfs', [['driver-type', 'io.containerd.snapshotter.v1']])) == \
+        'containerd devmapper snapshotter'
+    assert report.backend({'benchmark': {'engine': {'driver': 'overlay2', 'driver_status': {}},
+                                         'filesystem': {'fstype': 'xfs'}}}) == 'overlay2 on xfs'
