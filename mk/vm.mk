@@ -18,7 +18,7 @@ VM_SCENARIOS ?= $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/
 # host's kernel lacks (device-mapper) or an engine it does not have (26). storage_network and btrfs
 # run only under `make test-vm`: their modules and roles run in `make integration` on this host
 # (veth pairs in namespaces, loop-backed btrfs); the VM adds systemd-networkd and a reboot, for
-# about 14 more minutes under emulation. `make test TEST_VM_SCENARIOS="$(VM_SCENARIOS)"` runs all.
+# about 12 more minutes under emulation. `make test TEST_VM_SCENARIOS="$(VM_SCENARIOS)"` runs all.
 TEST_VM_SCENARIOS ?= devicemapper_direct devicemapper_loop modern_engine
 export HOSTPREP_VM_CACHE := $(VM_CACHE)
 
