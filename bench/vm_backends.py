@@ -59,12 +59,8 @@ def run_case(case: tuple, out: str, count: int) -> dict:
     vmdir = os.path.join(out, 'vm-' + alias)
     row = {'host': alias, 'suite': suite, 'backend': hostvars['docker_storage_backend']}
     t0 = time.monotonic()
-    res = vm.cli('up', '--workdir', vmdir, '--name', alias, '--suite', suite, '--disks', str(disks),
-                 '--disk-size', '4G', '--memory', '2048')
-    if res.returncode != 0:
-        raise SystemExit('%s: the VM did not come up' % alias)
-    try:
-        state = json.loads(res.stdout)
+    with vm.booted(vmdir, '--name', alias, '--suite', suite, '--disks', str(disks), '--disk-size', '4G',
+                   '--memory', '2048') as state:
         row.update(boot_s=state['boot_seconds'], accel=state['accel'], kernel=state['kernel_version'])
         inv = os.path.join(out, alias + '.json')
         write_inventory(inv, alias, state, hostvars)
@@ -80,8 +76,6 @@ def run_case(case: tuple, out: str, count: int) -> dict:
             quiet_ok=True, env=ENV)
         if rc:
             raise SystemExit('%s: validate failed' % alias)
-    finally:
-        vm.cli('down', '--purge', '--workdir', vmdir)
     row['total_s'] = time.monotonic() - t0
     return row
 

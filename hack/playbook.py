@@ -34,14 +34,12 @@ def run(playbook: str, inventory: str, extra: dict | None, log: str, forks: int 
     full_env.update(env or {})
     if os.path.exists(log):
         os.unlink(log)
-    cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', inventory, path]
-    if forks:
-        cmd += ['-f', str(forks)]
+    args = ['-i', inventory, path] + (['-f', str(forks)] if forks else [])
     if extra:
-        cmd += ['-e', json.dumps(extra)]
-    shown = [os.path.relpath(p, ROOT) if os.path.isabs(p) and p.startswith(ROOT) else p for p in cmd[1:]]
-    print('$ ansible-playbook ' + ' '.join(shown[:-2] if extra else shown)
-          + (" -e '%s'" % json.dumps(extra) if extra else ''), flush=True)
+        args += ['-e', json.dumps(extra)]
+    shown = [os.path.relpath(a, ROOT) if a.startswith(ROOT + os.sep) else a for a in args]
+    print('$ ansible-playbook ' + ' '.join("'%s'" % a if a.startswith('{') else a for a in shown), flush=True)
+    cmd = [os.path.join(BIN, 'ansible-playbook')] + args
     start = time.monotonic()
     proc = subprocess.run(cmd, env=full_env, check=False)
     elapsed = time.monotonic() - start

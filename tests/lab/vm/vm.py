@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -41,6 +42,7 @@ import build_image  # noqa: E402  pylint: disable=wrong-import-position
 
 QEMU = os.environ.get('HOSTPREP_VM_QEMU', 'qemu-system-x86_64')
 STATE = 'vm.json'
+OVERLAY = 'overlay.qcow2'
 SSH_OPTIONS = ['-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
                '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=5', '-o', 'IdentitiesOnly=yes']
 
@@ -64,14 +66,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def read_cmdline(pid: int | str) -> list[str] | None:
+    """The argv of a running process, or None when it is gone."""
+    try:
+        with open('/proc/%s/cmdline' % pid, 'rb') as handle:
+            return handle.read().decode(errors='replace').split('\0')
+    except OSError:
+        return None
+
+
 def qemu_alive(pid: int, workdir: str) -> bool:
     """pid is running and is the qemu of this workdir (pids get reused)."""
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
-            cmdline = handle.read().decode(errors='replace')
-    except OSError:
-        return False
+    cmdline = ' '.join(read_cmdline(pid) or [])
     return os.path.abspath(workdir) in cmdline and 'qemu' in cmdline
+
+
+def is_vm_file(name: str) -> bool:
+    """What a VM writes into its work directory and `down` removes: the
+    overlay and the extra disks (the console log and the key stay)."""
+    return name == OVERLAY or (name.startswith('disk') and name.endswith('.raw'))
 
 
 # ---------------------------------------------------------------------------
@@ -147,7 +160,7 @@ def up(args: argparse.Namespace) -> int:
     key = ensure_key(workdir)
     with open(key + '.pub', encoding='utf-8') as handle:
         pubkey = base64.b64encode(handle.read().strip().encode()).decode()
-    overlay = os.path.join(workdir, 'overlay.qcow2')
+    overlay = os.path.join(workdir, OVERLAY)
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', image['image_path'], overlay],
                    check=True)
     disks = []
@@ -243,6 +256,22 @@ def cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, check=False)
 
 
+@contextlib.contextmanager
+def booted(workdir: str, *up_args: str, keep: bool = False):
+    """Boot a VM (`up --workdir workdir *up_args` in a child process) and
+    yield its description; stop it and remove its work directory on the way
+    out, failed or not, unless keep. A VM that does not come up raises
+    SystemExit after `up` has printed its console tail and cleaned up."""
+    res = cli('up', '--workdir', workdir, *up_args)
+    if res.returncode != 0:
+        raise SystemExit('the lab VM of %s did not come up (see above)' % workdir)
+    try:
+        yield json.loads(res.stdout)
+    finally:
+        if not keep:
+            cli('down', '--purge', '--workdir', workdir)
+
+
 def load_state(workdir: str) -> dict:
     try:
         with open(os.path.join(workdir, STATE), encoding='utf-8') as handle:
@@ -286,12 +315,12 @@ def cleanup(workdir: str, state: dict) -> list[str]:
             pid = 0
     if stop(workdir, pid):
         removed.append('qemu pid %d' % pid)
-    for path in [state.get('overlay') or os.path.join(workdir, 'overlay.qcow2'), os.path.join(workdir, 'qemu.pid')]:
+    for path in [state.get('overlay') or os.path.join(workdir, OVERLAY), os.path.join(workdir, 'qemu.pid')]:
         if os.path.exists(path):
             os.unlink(path)
             removed.append(path)
     for name in sorted(os.listdir(workdir)) if os.path.isdir(workdir) else []:
-        if name.startswith('disk') and name.endswith('.raw'):
+        if is_vm_file(name):
             os.unlink(os.path.join(workdir, name))
             removed.append(os.path.join(workdir, name))
     return removed
@@ -322,11 +351,7 @@ def lab_processes() -> list[tuple[int, str]]:
     """Running qemu processes of the lab (qemu -name hostprep-NAME)."""
     found = []
     for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as handle:
-                argv = handle.read().decode(errors='replace').split('\0')
-        except OSError:
-            continue
+        argv = read_cmdline(pid)
         if argv and 'qemu' in os.path.basename(argv[0]) and any(a.startswith('hostprep-') for a in argv):
             found.append((int(pid), ' '.join(argv).strip()))
     return found
@@ -338,7 +363,7 @@ def leftover_files(roots: list[str]) -> list[str]:
     for root in roots:
         for dirpath, dummy, filenames in os.walk(root):
             for name in filenames:
-                if name == 'overlay.qcow2' or (name.startswith('disk') and name.endswith('.raw')):
+                if is_vm_file(name):
                     found.append(os.path.join(dirpath, name))
     return sorted(found)
 
