@@ -87,7 +87,7 @@ test: deps
 	echo "==> make test: all steps passed in $$(( $$(date +%s) - all )) s"
 
 DEMO_PREFIX ?= hpdemo
-# The main job against a disposable VM of the lab (builds or reuses the image; about 15 minutes under TCG).
+# The main job against a disposable VM of the lab (builds or reuses the image; about 9 minutes under TCG).
 demo: deps vm-apt
 	@$(BIN)/python hack/demo_vm.py $(DEMO_ARGS)
 
