@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 
 import pytest
 
@@ -34,6 +35,26 @@ def tree(root: str) -> list[tuple]:
             st = os.lstat(path)
             found.append((os.path.relpath(path, root), st.st_mode, st.st_size, st.st_mtime_ns, st.st_blocks))
     return sorted(found)
+
+
+def settled_tree(root: str, quiet: float = 2.0, limit: float = 60.0) -> list[tuple]:
+    """tree(root) once a running engine has stopped writing to it.
+
+    containerd rewrites its metadata database by itself shortly after
+    containers and images change (its garbage collector runs in the
+    background); a snapshot taken inside that window would blame the module
+    for the engine's own write. Wait until the tree holds still for `quiet`
+    seconds.
+    """
+    deadline = time.monotonic() + limit
+    last = tree(root)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = tree(root)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError('%s kept changing for %.0f s with nothing using the engine' % (root, limit))
 
 
 @pytest.fixture(scope='module')
@@ -80,7 +101,7 @@ def assert_refused(result: dict, *phrases: str) -> None:
 
 def test_refused_while_dockerd_runs(ansible, engine, workdir):
     root = engine.data_root
-    before = tree(root)
+    before = settled_tree(root)
     results = ansible.module_tasks(MODULE, {
         'running': args(engine),
         # found through /proc alone: another socket, no pidfile
