@@ -23,14 +23,14 @@ export PATH := $(BIN):$(PATH)
 # `timed NAME cmd...` prints how long each step took, so slow steps show in CI logs.
 timed = start=$$(date +%s); echo "==> $(1)"; $(2); echo "==> $(1): $$(( $$(date +%s) - start )) s"
 
-.PHONY: help deps apt venv link test sanity units lint integration demo demo-netns demo-down bench clean
+.PHONY: help deps apt venv link collections test sanity units lint integration demo demo-netns demo-down bench clean
 
 help:
 	@echo "make test   install what is needed (apt, PyPI) and run sanity, units, lint, integration"
 	@echo "make demo   build a disposable netns lab, converge the storage network, show the report"
 	@echo "make bench  run the benchmarks under bench/ (figures go to docs/benchmarks.md)"
 
-deps: apt venv link
+deps: apt venv link collections
 
 apt:
 	@missing=""
@@ -50,6 +50,15 @@ $(VENV)/.stamp: requirements-test.txt requirements.txt
 link:
 	@mkdir -p $(LINKROOT)/ansible_collections/hostprep
 	ln -sfn $(CURDIR) $(LINKROOT)/ansible_collections/hostprep/container_host
+
+# The collections of requirements.yml (ansible.posix), without Galaxy: from the
+# `ansible` package on PyPI, which carries them (ansible 12.2.0: ansible.posix 2.1.0).
+COLLECTIONS_BUNDLE := ansible==12.2.0
+COLLECTIONS_STAMP := $(LINKROOT)/.collections-$(subst ==,-,$(COLLECTIONS_BUNDLE))
+collections: $(COLLECTIONS_STAMP)
+$(COLLECTIONS_STAMP): requirements.yml hack/vendor_collections.py | venv
+	@$(call timed,collections,$(BIN)/python hack/vendor_collections.py --bundle $(COLLECTIONS_BUNDLE) --requirements requirements.yml --dest $(LINKROOT))
+	touch $@
 
 # ansible-test downloads a get-pip script from a host this network cannot
 # reach; give it a stand-in that installs pip from PyPI's pip 24.2 wheel.
