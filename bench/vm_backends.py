@@ -12,7 +12,7 @@ no emulation).
 
     python bench/vm_backends.py [--count 5] [--only vm-btrfs,...] [--out DIR]
 
-Takes about 6 to 10 minutes per backend under TCG. Needs root, qemu and the
+Takes 4 to 6 minutes per backend under TCG (22 min for all four at count 5). Needs root, qemu and the
 lab images (`make vm-image VM_SUITES="bookworm trixie"`).
 """
 

@@ -5,7 +5,7 @@
 #   make test-vm                  run every molecule scenario, one after another
 #   make test-vm VM_SCENARIOS=storage_network
 #   make vm-image VM_SUITES=bookworm   only one suite
-#   make bench-vm                 the copy-on-write benchmark per backend, one VM each (about 30 min)
+#   make bench-vm                 the copy-on-write benchmark per backend, one VM each (22 min at count 5)
 
 # Debian packages the host needs to build and boot the lab images.
 VM_APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client busybox-static \
