@@ -115,19 +115,97 @@ def atomic_write(module: t.Any, path: str, content: str, mode: int = 0o644,
     return backup_file
 
 
+class Changes:
+    """What one module run has changed on the host so far, and what it put back.
+
+    Code that changes the host records each change right after it is made
+    (changes.made('wrote /etc/docker/daemon.json')) and each undo right after
+    it succeeds (changes.restored(...)). When the run fails, execute() reports
+    changed=True whenever something was made and not every change was put
+    back, with both lists, so a failure never hides a change.
+    """
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.undone: list[str] = []
+        self.fully_restored = False
+
+    def made(self, what: str) -> None:
+        self.done.append(what)
+
+    def restored(self, what: str, complete: bool = False) -> None:
+        """Record one undo; complete=True says the host is as it was before the run."""
+        self.undone.append(what)
+        self.fully_restored = complete
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.done) and not self.fully_restored
+
+    def report(self) -> dict[str, t.Any]:
+        return {'changes_made': list(self.done), 'changes_restored': list(self.undone)}
+
+
+def changes_of(module: t.Any) -> Changes:
+    """The Changes record of this module run (made on first use)."""
+    record = getattr(module, '_hostprep_changes', None)
+    if record is None:
+        record = Changes()
+        setattr(module, '_hostprep_changes', record)
+    return record
+
+
 def fail_from(module: t.Any, exc: HostprepError, **result: t.Any) -> None:
     """Report a HostprepError through fail_json with its details."""
     result.update(exc.details)
     module.fail_json(msg=exc.msg, **result)
 
 
+def _failure_text(msg: str, changes: Changes) -> str:
+    """The error message, followed by what the run had changed and put back."""
+    msg = msg.rstrip()
+    if not changes.done:
+        return msg
+    if not msg.endswith('.'):
+        msg += '.'
+    text = '%s Changed before the failure: %s.' % (msg, '; '.join(changes.done))
+    if changes.undone:
+        text += ' Restored: %s.' % '; '.join(changes.undone)
+    if changes.fully_restored:
+        text += ' The host is as it was before this run.'
+    return text
+
+
 def execute(module: t.Any, action: t.Callable[[t.Any], dict], **fail_result: t.Any) -> None:
     """The end of every module's main(): run action(module) and exit with its
-    result, or fail with the HostprepError's message, its details and
-    fail_result (changed=False unless the error says otherwise)."""
+    result, or fail with one message.
+
+    A failure reports changed=True when the run had changed something it did
+    not put back (see Changes), lists changes_made and changes_restored, and
+    never ends in a traceback: an OSError (a read-only file, a full disk, an
+    immutable directory) or any other exception becomes a message naming the
+    file or the error.
+    """
+    changes = changes_of(module)
     try:
         result = action(module)
     except HostprepError as exc:
-        fail_result.setdefault('changed', exc.details.pop('changed', False))
-        fail_from(module, exc, **fail_result)
+        details = dict(exc.details)
+        changed = details.pop('changed', None)
+        fail_result.update(details)
+        fail_result['changed'] = changes.changed if changed is None else (changed or changes.changed)
+        fail_result.update(changes.report())
+        module.fail_json(msg=_failure_text(exc.msg, changes), **fail_result)
+    except OSError as exc:
+        where = ' (%s)' % exc.filename if getattr(exc, 'filename', None) else ''
+        fail_result['changed'] = changes.changed
+        fail_result.update(changes.report())
+        module.fail_json(msg=_failure_text('%s%s: %s' % (type(exc).__name__, where, exc.strerror or exc), changes),
+                         **fail_result)
+    except Exception as exc:  # pylint: disable=broad-except
+        import traceback  # pylint: disable=import-outside-toplevel
+        fail_result['changed'] = changes.changed
+        fail_result.update(changes.report())
+        module.fail_json(msg=_failure_text('unexpected error: %s: %s' % (type(exc).__name__, exc), changes),
+                         exception=traceback.format_exc(), **fail_result)
     module.exit_json(**result)
