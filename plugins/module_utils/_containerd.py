@@ -21,6 +21,8 @@ import glob
 import json
 import os
 import re
+import stat
+import tempfile
 import typing as t
 
 try:
@@ -32,9 +34,11 @@ except ImportError:  # pragma: no cover - older Pythons on managed hosts
         tomllib = None  # type: ignore[assignment]
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
+    Changes,
     Differences,
     HostprepError,
     atomic_write,
+    changes_of,
     read_text,
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
@@ -188,6 +192,104 @@ def render_drop_in(version: int, plugin: str, section: dict[str, t.Any], config:
     return '\n'.join(lines) + '\n'
 
 
+# ---- reading and writing the three files ----------------------------------------
+
+def read_config(path: str, option: str) -> str | None:
+    """The text of one of the files the module edits, None when it does not
+    exist; a directory, a link, a device or a file that is not UTF-8 is
+    refused with the option's name."""
+    if not os.path.lexists(path):
+        return None
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise HostprepError('%s %s is a symbolic link (to %s); give the file it points to, nothing was changed'
+                            % (option, path, os.readlink(path)), path=path)
+    if not stat.S_ISREG(st.st_mode):
+        raise HostprepError('%s %s is not a regular file; give the path of the file, nothing was changed'
+                            % (option, path), path=path)
+    try:
+        return read_text(path)
+    except UnicodeDecodeError as exc:
+        raise HostprepError('%s %s is not UTF-8 text (%s); fix the file, nothing was changed' % (option, path, exc),
+                            path=path) from exc
+
+
+class UndoableWrites:
+    """The module's writes, each one undone (byte for byte, mode and owner
+    kept) when a later one fails, so a failure leaves the three files as
+    they were: a drop-in without its imports entry, or a daemon.json naming a
+    snapshotter containerd does not configure, never stays behind."""
+
+    def __init__(self, module: t.Any, changes: Changes) -> None:
+        self.module = module
+        self.changes = changes
+        self.done: list[tuple[str, bytes | None, list[str]]] = []
+
+    def write(self, path: str, content: str) -> None:
+        try:
+            with open(path, 'rb') as handle:
+                old: bytes | None = handle.read()
+        except FileNotFoundError:
+            old = None
+        created = []
+        directory = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(directory):
+            created.insert(0, directory)
+            directory = os.path.dirname(directory)
+        try:
+            atomic_write(self.module, path, content, mode=0o644)
+        except Exception as exc:  # pylint: disable=broad-except
+            # atomic_move raises a plain Exception, its OSError as the cause
+            cause = exc if isinstance(exc, OSError) else exc.__cause__
+            for made in reversed(created):
+                try:
+                    os.rmdir(made)
+                except OSError:
+                    break
+            raise self.undo('writing %s failed: %s' % (path, getattr(cause, 'strerror', None) or exc)) from exc
+        self.done.append((path, old, created))
+        self.changes.made('%s %s' % ('wrote' if old is not None else 'created', path))
+
+    def undo(self, why: str) -> HostprepError:
+        """Put back every file written so far, newest first; the error to
+        raise, saying what was put back and what could not be."""
+        failed = []
+        while self.done:
+            path, old, created = self.done.pop()
+            try:
+                if old is None:
+                    os.unlink(path)
+                    for made in reversed(created):
+                        os.rmdir(made)
+                else:
+                    _put_back(self.module, path, old)
+            except OSError as exc:
+                failed.append('%s (%s)' % (path, exc.strerror or exc))
+                continue
+            self.changes.restored('%s %s' % ('removed' if old is None else 'put back', path),
+                                  complete=not self.done and not failed)
+        if failed:
+            return HostprepError('%s; could not put back %s: restore them by hand' % (why, ', '.join(failed)))
+        if self.changes.done:
+            return HostprepError('%s; the files written before it were put back byte for byte' % why)
+        return HostprepError('%s; nothing was changed' % why)
+
+
+def _put_back(module: t.Any, path: str, data: bytes) -> None:
+    """Write a file's old bytes back atomically (module.atomic_move keeps the
+    file's mode and owner)."""
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        module.atomic_move(tmp, path, unsafe_writes=False)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 # ---- what the engine can do ----------------------------------------------------
 
 def support(version: _engine.Version) -> tuple[bool, str | None]:
@@ -241,10 +343,9 @@ def _other_imported_sections(imports: list[str], config_dir: str, drop_in: str, 
         for path in sorted(glob.glob(pattern)):
             if os.path.normpath(path) == os.path.normpath(drop_in):
                 continue
-            text = read_text(path)
             try:
-                data = tomllib.loads(text or '')
-            except tomllib.TOMLDecodeError:
+                data = tomllib.loads(read_text(path) or '')
+            except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
                 continue
             if plugin in (data.get('plugins') or {}):
                 found.append(path)
@@ -284,7 +385,7 @@ def configure(module: t.Any) -> dict[str, t.Any]:
     warnings: list[str] = []
 
     # containerd's main file
-    main_text = read_text(config_path)
+    main_text = read_config(config_path, 'containerd_config')
     main = parse_toml(main_text, config_path) if main_text is not None else {}
     cversion = config_version(main) if main_text is not None else 2
     if cversion < 2:
@@ -312,7 +413,7 @@ def configure(module: t.Any) -> dict[str, t.Any]:
                         % (other, plugin, drop_in))
 
     # the drop-in
-    drop_text = read_text(drop_in)
+    drop_text = read_config(drop_in, 'drop_in')
     drop = parse_toml(drop_text, drop_in) if drop_text is not None else {}
     current_section = dict(main_section)
     current_section.update((drop.get('plugins') or {}).get(plugin) or {})
@@ -326,7 +427,7 @@ def configure(module: t.Any) -> dict[str, t.Any]:
     storage = check_storage(module, snapshotter, section, root_path) if params['check_storage'] else {'checked': False}
 
     # daemon.json, through docker_daemon_config's own functions
-    daemon_text = read_text(daemon_path)
+    daemon_text = read_config(daemon_path, 'daemon_config')
     daemon_before, daemon_warnings = _daemon_config.parse_config(daemon_text, daemon_path)
     warnings.extend(daemon_warnings)
     daemon_before = daemon_before or {}
@@ -348,12 +449,13 @@ def configure(module: t.Any) -> dict[str, t.Any]:
     diff.add('daemon.json', daemon_before if daemon_text is not None else None, daemon_after)
 
     if not module.check_mode:
+        writes = UndoableWrites(module, changes_of(module))
         if drop_changed:
-            atomic_write(module, drop_in, render_drop_in(cversion, plugin, section, config_path), mode=0o644)
+            writes.write(drop_in, render_drop_in(cversion, plugin, section, config_path))
         if main_changed:
-            atomic_write(module, config_path, new_main, mode=0o644)
+            writes.write(config_path, new_main)
         if daemon_changed:
-            atomic_write(module, daemon_path, _daemon_config.render(daemon_after), mode=0o644)
+            writes.write(daemon_path, _daemon_config.render(daemon_after))
     for warning in warnings:
         module.warn(warning)
     return {

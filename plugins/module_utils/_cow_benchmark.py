@@ -47,6 +47,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
     run,
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _memory
+from ansible_collections.hostprep.container_host.plugins.module_utils import _processes
 from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import (
     format_size,
     parse_engine_size,
@@ -65,6 +66,24 @@ APPLETS = ('sh', 'dd', 'sleep', 'sync', 'true')
 # metadata and, on backends that copy (vfs), whole copies of the image.
 BASE_OVERHEAD = 4 * 1024 * 1024
 IMAGE_COPIES = 2
+# Bounds of the input: the classic evaluation uses tens of containers of a
+# few KiB to MiB; beyond these a typo (count: 1000000000, write_size: 1P) is
+# far likelier than a wish.
+COUNT_MAX = 1000
+WRITE_SIZE_MAX = 1024 ** 3
+SLEEP_SECONDS_MAX = 86400
+TIMEOUT_MAX = 3600
+# What one detached container of run_from_commit costs, measured on Debian
+# 12's Engine 20.10.24 (runc 1.1.5, containerd 1.6.20) with 40 containers of
+# the busybox image running sleep: its containerd-shim-runc-v2 has 12-13
+# threads and 12.9 MiB resident (2.6 MiB proportional), the container's
+# cgroup 0.3 MiB, and MemAvailable fell by 4.6 MiB per container. The check
+# counts the shim's whole resident memory plus the container, rounded up,
+# and keeps a reserve for the host.
+MEMORY_PER_CONTAINER = 16 * 1024 * 1024
+MEMORY_RESERVE = 512 * 1024 * 1024
+TASKS_PER_CONTAINER = 16
+TASKS_RESERVE = 512
 
 
 # ---- pure helpers -----------------------------------------------------------
@@ -101,6 +120,35 @@ def estimate_required(count: int, write_size: int, phases: int, image_size: int)
     overhead = BASE_OVERHEAD + IMAGE_COPIES * max(0, image_size)
     return {'per_operation': write_size + overhead, 'overhead_per_operation': overhead,
             'operations': count * phases, 'required': count * phases * (write_size + overhead)}
+
+
+def capacity_problems(count: int, mem_available: int | None, cgroup_memory: dict[str, t.Any] | None,
+                      tasks: dict[str, t.Any]) -> list[str]:
+    """What is short for count detached containers (each with its shim):
+    MemAvailable, the engine's memory cgroup, kernel.pid_max,
+    kernel.threads-max and the engine's pids cgroup. Empty when all fit."""
+    memory = count * MEMORY_PER_CONTAINER
+    need = count * TASKS_PER_CONTAINER
+    problems = []
+    if mem_available is not None and memory + MEMORY_RESERVE > mem_available:
+        problems.append('memory: MemAvailable is %s, the containers need about %s (%s each) and %s stays for the host'
+                        % (format_size(mem_available), format_size(memory), format_size(MEMORY_PER_CONTAINER),
+                           format_size(MEMORY_RESERVE)))
+    if cgroup_memory and memory > cgroup_memory['limit'] - cgroup_memory['usage']:
+        problems.append('memory: the engine\'s cgroup %s allows %s and uses %s, the containers\' shims need about %s'
+                        % (cgroup_memory['cgroup'], format_size(cgroup_memory['limit']),
+                           format_size(cgroup_memory['usage']), format_size(memory)))
+    used = tasks.get('tasks') or 0
+    for key, name in (('pid_max', 'kernel.pid_max'), ('threads_max', 'kernel.threads-max')):
+        limit = tasks.get(key)
+        if limit is not None and used + need + TASKS_RESERVE > limit:
+            problems.append('processes: %s is %d with %d tasks in use, the containers need about %d (%d each) and %d '
+                            'stay for the host' % (name, limit, used, need, TASKS_PER_CONTAINER, TASKS_RESERVE))
+    limit = tasks.get('cgroup_pids_max')
+    if limit is not None and (tasks.get('cgroup_pids_current') or 0) + need > limit:
+        problems.append('processes: pids.max of the engine\'s cgroup %s is %d with %d in use, the containers need '
+                        'about %d' % (tasks.get('cgroup'), limit, tasks.get('cgroup_pids_current') or 0, need))
+    return problems
 
 
 def describe(values: list[float]) -> dict[str, t.Any] | None:
@@ -400,11 +448,24 @@ class Benchmark:
             raise HostprepError('data_root %s is not a directory on this host; the engine at %s may not be local: '
                                 'set data_root to the directory (on the measured filesystem) that holds its data'
                                 % (data_root, self.params['docker_host']))
+        self.check_data_root(data_root, info.get('DockerRootDir'))
         self.data_root = data_root
         return {'version': version.get('Version'), 'api_version': version.get('ApiVersion'),
                 'driver': self.driver, 'driver_status': self.driver_status['raw'],
                 'docker_root_dir': info.get('DockerRootDir'), 'backing_filesystem':
                     self.driver_status['raw'].get('Backing Filesystem')}
+
+    def check_data_root(self, data_root: str, engine_root: str | None) -> None:
+        """A data_root given for a local engine must be on the filesystem of
+        the engine's own data root: another one would be measured while the
+        engine writes elsewhere."""
+        if not self.socket or not engine_root or not os.path.isdir(engine_root):
+            return
+        if os.stat(data_root).st_dev != os.stat(engine_root).st_dev:
+            raise HostprepError('data_root %s is not on the filesystem of the engine\'s data root %s (the engine at %s '
+                                'writes there, so %s would measure nothing); leave data_root unset or give a '
+                                'directory on that filesystem' % (data_root, engine_root, self.params['docker_host'],
+                                                                   data_root))
 
     def filesystem(self, mount: dict[str, t.Any]) -> dict[str, t.Any]:
         self.mount = mount
@@ -666,22 +727,52 @@ def _not_found(exc: Exception) -> bool:
 def validate_params(params: dict[str, t.Any]) -> dict[str, t.Any]:
     """Check the input before touching the engine; returns normalized params."""
     out = dict(params)
-    if params['count'] is None or params['count'] <= 0:
-        raise HostprepError('count must be at least 1 (got %s): it is the number of containers per scenario'
-                            % params['count'])
+    count = params['count']
+    if count is None or count <= 0 or count > COUNT_MAX:
+        raise HostprepError('count must be between 1 and %d (got %s): it is the number of containers per scenario'
+                            % (COUNT_MAX, count))
     try:
         out['write_size_bytes'] = parse_size(params['write_size'])
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise HostprepError('write_size: %s' % exc) from exc
-    if out['write_size_bytes'] <= 0:
-        raise HostprepError('write_size must be at least 1 byte (got %r)' % params['write_size'])
-    if params['sleep_seconds'] <= 0:
-        raise HostprepError('sleep_seconds must be at least 1 (got %s): the detached containers must still run '
-                            'when memory is read' % params['sleep_seconds'])
+    if out['write_size_bytes'] <= 0 or out['write_size_bytes'] > WRITE_SIZE_MAX:
+        raise HostprepError('write_size must be between 1 byte and %s (got %r)'
+                            % (format_size(WRITE_SIZE_MAX), params['write_size']))
+    if params['sleep_seconds'] <= 0 or params['sleep_seconds'] > SLEEP_SECONDS_MAX:
+        raise HostprepError('sleep_seconds must be between 1 and %d (got %s): the detached containers must still run '
+                            'when memory is read' % (SLEEP_SECONDS_MAX, params['sleep_seconds']))
+    if params['timeout'] <= 0 or params['timeout'] > TIMEOUT_MAX:
+        raise HostprepError('timeout must be between 1 and %d seconds (got %s)' % (TIMEOUT_MAX, params['timeout']))
+    if params.get('image') is not None and not params['image'].strip():
+        raise HostprepError('image is empty; name a local image, or leave image unset to import the host\'s static '
+                            'busybox')
     if params.get('thinpool') and '/' not in params['thinpool']:
         raise HostprepError('thinpool %s must be VG/POOL (for example docker/thinpool)' % params['thinpool'])
     out['phases'] = needed_phases(params['scenarios'])
     return out
+
+
+def host_capacity(socket: str | None) -> dict[str, t.Any]:
+    """Memory and task limits of the host and of the engine's containerd
+    (whose cgroup the shims join), for capacity_problems."""
+    engine = _memory.engine_processes(socket) if socket else None
+    holder = None
+    if engine:
+        holder = (engine['containerd'] or engine['dockerd'])[0]
+    return {'mem_available': _memory.mem_available(), 'cgroup_memory': _memory.cgroup_memory(holder) if holder else None,
+            'tasks': _processes.task_limits(holder)}
+
+
+def check_capacity(count: int, socket: str | None) -> dict[str, t.Any]:
+    """Refuse, before anything is started, a detached phase the host cannot
+    hold; returns the facts it checked."""
+    facts = host_capacity(socket)
+    problems = capacity_problems(count, facts['mem_available'], facts['cgroup_memory'], facts['tasks'])
+    if problems:
+        raise HostprepError('the %d detached containers of run_from_commit would not fit on this host: %s; lower count '
+                            'or leave run_from_commit out of scenarios; nothing was started'
+                            % (count, '; '.join(problems)), capacity=facts)
+    return facts
 
 
 def run_benchmark(module: t.Any, client: t.Any, mount_facts: t.Callable[[str], dict[str, t.Any]]) -> dict[str, t.Any]:
@@ -709,6 +800,8 @@ def run_benchmark(module: t.Any, client: t.Any, mount_facts: t.Callable[[str], d
                format_size(estimate['required']), estimate['operations'], format_size(params['write_size_bytes']),
                format_size(estimate['overhead_per_operation'])),
             plan=result['plan'])
+    if 'run_from_commit' in result['plan']['phases'] and bench.socket:
+        result['plan']['capacity'] = check_capacity(params['count'], bench.socket)
     found = bench.leftovers()
     if module.check_mode:
         result['leftovers_removed'] = {'containers': 0, 'images': 0, 'total': 0, 'runs': []}

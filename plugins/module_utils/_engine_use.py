@@ -23,12 +23,12 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
+from ansible_collections.hostprep.container_host.plugins.module_utils._processes import (  # noqa: F401 (parse_cmdline: used by callers)
+    cmdline,
+    parse_cmdline,
+)
 
 PING_TIMEOUT = 5
-
-
-def parse_cmdline(raw: bytes) -> list[str]:
-    return [part.decode('utf-8', 'surrogateescape') for part in raw.split(b'\0') if part]
 
 
 def is_dockerd(argv: list[str]) -> bool:
@@ -42,14 +42,6 @@ def alive(pid: int, proc: str) -> bool:
             return handle.read().rsplit(') ', 1)[1][:1] not in ('Z', 'X')
     except (OSError, IndexError):
         return False
-
-
-def cmdline(pid: int, proc: str) -> list[str]:
-    try:
-        with open(os.path.join(proc, str(pid), 'cmdline'), 'rb') as handle:
-            return parse_cmdline(handle.read())
-    except OSError:
-        return []
 
 
 def pidfile_dockerd(pidfile: str, proc: str = '/proc') -> int | None:

@@ -23,16 +23,24 @@ to the engine take a Docker SDK client.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
+import stat
 import tarfile
 import tempfile
+import time
 import typing as t
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import Changes, HostprepError
 from ansible_collections.hostprep.container_host.plugins.module_utils._engine import nearest_existing
 
 NO_TAG = '<none>:<none>'
+# The member this module appends to every archive it writes: an archive
+# without it was made by someone else (docker save, another tool) and is
+# never overwritten. docker load reads only what manifest.json names.
+MARKER = 'hostprep-images-archive.json'
 
 
 # ---- pure logic ---------------------------------------------------------------
@@ -160,8 +168,9 @@ def load_errors(messages: t.Iterable[dict[str, t.Any]]) -> list[str]:
 
 def read_archive(path: str) -> list[dict[str, t.Any]] | None:
     """The images an archive holds, or None when there is no file."""
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
+    check_regular_file(path)
     try:
         with tarfile.open(path, 'r:') as tar:
             member = tar.extractfile('manifest.json')
@@ -170,10 +179,41 @@ def read_archive(path: str) -> list[dict[str, t.Any]] | None:
             manifest = json.load(member)
     except (tarfile.TarError, KeyError, ValueError, OSError) as exc:
         raise HostprepError('%s is not an image archive made by docker save (no readable manifest.json: %s); '
-                            'remove it or choose another path' % (path, exc)) from exc
+                            'it was left as it is: remove it or choose another path' % (path, exc), path=path) from exc
     if not isinstance(manifest, list):
-        raise HostprepError('%s: manifest.json is not a list; remove the file or choose another path' % path)
+        raise HostprepError('%s: manifest.json is not a list; it was left as it is: remove the file or choose another '
+                            'path' % path, path=path)
     return manifest_entries(manifest, read_configs(path, manifest))
+
+
+def check_regular_file(path: str) -> None:
+    """Refuse a path that is a link, a directory or a device: the archive is a
+    regular file this module writes and replaces."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise HostprepError('path %s is a symbolic link (to %s); give the archive\'s real path, nothing was changed'
+                            % (path, os.readlink(path)), path=path)
+    if stat.S_ISDIR(st.st_mode):
+        raise HostprepError('path %s is a directory; give the path of the archive file to write, nothing was changed'
+                            % path, path=path)
+    if not stat.S_ISREG(st.st_mode):
+        raise HostprepError('path %s is not a regular file (a device, socket or pipe); give the path of an archive '
+                            'file, nothing was changed' % path, path=path)
+
+
+def made_here(path: str) -> bool:
+    """Whether the archive at path was written by this module (has MARKER)."""
+    try:
+        with tarfile.open(path, 'r:') as tar:
+            tar.getmember(MARKER)
+            return True
+    except (KeyError, tarfile.TarError, OSError):
+        return False
+
+
+def marker_bytes(names: list[str]) -> bytes:
+    return json.dumps({'written_by': 'hostprep.container_host.docker_images_archive', 'names': names,
+                       'time': int(time.time())}, sort_keys=True).encode('utf-8')
 
 
 def read_configs(path: str, manifest: list[dict[str, t.Any]]) -> dict[str, dict[str, t.Any]]:
@@ -196,12 +236,44 @@ def read_configs(path: str, manifest: list[dict[str, t.Any]]) -> dict[str, dict[
 
 
 def check_location(archive: str, data_root: str) -> None:
-    """Refuse an archive place on the data root's filesystem (see location_problem)."""
+    """Refuse an archive place on the data root's filesystem (see
+    location_problem), or below a file that is not a directory."""
     directory = os.path.dirname(os.path.abspath(archive))
-    problem = location_problem(archive, data_root, os.stat(nearest_existing(directory)).st_dev,
+    existing = nearest_existing(directory)
+    if not os.path.isdir(existing):
+        raise HostprepError('the archive\'s directory %s cannot be made: %s is not a directory; choose another path, '
+                            'nothing was changed' % (directory, existing), path=archive)
+    if not os.path.isdir(nearest_existing(data_root)):
+        raise HostprepError('data_root %s is not a directory; give the engine\'s data root or leave data_root unset, '
+                            'nothing was changed' % data_root, path=archive)
+    problem = location_problem(archive, data_root, os.stat(existing).st_dev,
                                os.stat(nearest_existing(data_root)).st_dev)
     if problem:
         raise HostprepError(problem, path=archive, data_root=data_root)
+
+
+def make_directory(directory: str, changes: Changes) -> list[str]:
+    """Create the archive's directory (mode 0700) and the missing ones above
+    it; returns those created, top first, each recorded as a change."""
+    missing = []
+    path = os.path.abspath(directory)
+    while not os.path.exists(path):
+        missing.insert(0, path)
+        path = os.path.dirname(path)
+    for path in missing:
+        os.mkdir(path, 0o700)
+        changes.made('created directory %s' % path)
+    return missing
+
+
+def remove_directories(created: list[str], changes: Changes) -> None:
+    """Undo make_directory (deepest first) after a failed save."""
+    for path in reversed(created):
+        try:
+            os.rmdir(path)
+            changes.restored('removed directory %s' % path, complete=path == created[0])
+        except OSError:
+            return
 
 
 def check_space(archive: str, needed: int) -> None:
@@ -233,10 +305,11 @@ def layers_size(client: t.Any) -> int:
 
 
 def save(client: t.Any, names: list[str], path: str, chunk_size: int = 1024 * 1024) -> int:
-    """Write the named images to path atomically; return its size."""
+    """Write the named images to path atomically, with the MARKER member
+    appended; return its size. A failure (a full filesystem) leaves no
+    partial file behind."""
     api = client.api
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
     try:
         # One request for all names: layers shared by several images are
@@ -247,10 +320,23 @@ def save(client: t.Any, names: list[str], path: str, chunk_size: int = 1024 * 10
         with os.fdopen(fd, 'wb') as handle:
             for chunk in response.iter_content(chunk_size):
                 handle.write(chunk)
-            handle.flush()
+        with tarfile.open(tmp, 'a') as tar:
+            data = marker_bytes(names)
+            info = tarfile.TarInfo(MARKER)
+            info.size = len(data)
+            info.mtime = int(time.time())
+            info.mode = 0o600
+            tar.addfile(info, io.BytesIO(data))
+        with open(tmp, 'rb+') as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
         os.rename(tmp, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise HostprepError('the filesystem of %s filled up while saving the images (%s); the partial archive was '
+                                'removed and %s is as it was: free space there or choose another directory'
+                                % (directory, exc.strerror, path), path=path) from exc
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -264,45 +350,68 @@ def load(client: t.Any, path: str) -> None:
         raise HostprepError('the engine refused to load %s: %s' % (path, '; '.join(errors)), path=path)
 
 
-def manage(client: t.Any, params: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
+def manage(client: t.Any, params: dict[str, t.Any], check_mode: bool, changes: Changes) -> dict[str, t.Any]:
     """Save (state=saved) or load (state=loaded) the images; the module's work."""
     path = params['path']
+    if params['state'] == 'saved':
+        return save_state(client, params, check_mode, changes)
+    archived = read_archive(path)
+    if archived is None:
+        raise HostprepError('image archive %s does not exist; save the images first (state=saved)' % path, path=path)
+    present = engine_images(client, include_dangling=params['include_dangling'])
+    missing = missing_images(archived, present)
+    before_ids = [entry['id'] for entry in present]
+    if missing and not check_mode:
+        try:
+            load(client, path)
+        finally:
+            # a load that failed midway may have added some images: say so
+            now = engine_images(client, include_dangling=True)
+            new = [entry['id'] for entry in missing_images(now, present)]
+            if new:
+                changes.made('loaded %d image(s) into the engine: %s' % (len(new), ', '.join(new)))
+        still_missing = missing_images(archived, now)
+        if still_missing:
+            raise HostprepError('the engine does not list %s after loading %s' % (
+                ', '.join(entry['id'] for entry in still_missing), path), path=path)
+    return {'changed': bool(missing), 'path': path, 'images': public(archived), 'loaded': public(missing),
+            'size': os.path.getsize(path),
+            'diff': {'before': {'engine': before_ids},
+                     'after': {'engine': sorted(set(before_ids) | {e['id'] for e in archived})}}}
+
+
+def save_state(client: t.Any, params: dict[str, t.Any], check_mode: bool, changes: Changes) -> dict[str, t.Any]:
+    """The archive at path holds exactly the engine's images (by ID, or by
+    layers across image stores); an archive this module did not write is
+    never replaced."""
+    path = params['path']
+    data_root = params.get('data_root') or client.api.info().get('DockerRootDir')
+    if os.path.lexists(path):
+        check_regular_file(path)
+    check_location(path, data_root)
     present = engine_images(client, include_dangling=params['include_dangling'])
     archived = read_archive(path)
-    result: dict[str, t.Any] = {'changed': False, 'path': path}
-    if params['state'] == 'saved':
-        data_root = params.get('data_root') or client.api.info().get('DockerRootDir')
-        if os.path.isdir(path):
-            raise HostprepError('path %s is a directory; give the path of the archive file to write' % path)
-        check_location(path, data_root)
-        # The archive must hold exactly the engine's images (by ID, or by layers across image stores).
-        changed = archived is None or bool(missing_images(present, archived)) or bool(missing_images(archived, present))
-        if changed and present and not check_mode:
-            check_space(path, layers_size(client))
+    changed = archived is None or bool(missing_images(present, archived)) or bool(missing_images(archived, present))
+    changed = changed and bool(present)
+    if changed and archived is not None and not made_here(path):
+        raise HostprepError('%s is an image archive that docker_images_archive did not write (it has no %s member), '
+                            'and it holds other images than the engine; it was left as it is: move it away or choose '
+                            'another path' % (path, MARKER), path=path)
+    if changed and not check_mode:
+        check_space(path, layers_size(client))
+        created = make_directory(os.path.dirname(os.path.abspath(path)), changes)
+        try:
             save(client, save_names(present), path)
-            archived = read_archive(path)
-            still_missing = missing_images(present, archived or [])
-            if still_missing:
-                raise HostprepError('%s lacks images after saving: %s' % (
-                    path, ', '.join(entry['id'] for entry in still_missing)), path=path)
-        result.update(changed=changed and bool(present), images=public(present), data_root=data_root,
-                      diff={'before': {'archive': [e['id'] for e in archived or []]},
-                            'after': {'archive': [e['id'] for e in present]}})
-    else:
-        if archived is None:
-            raise HostprepError('image archive %s does not exist; save the images first (state=saved)' % path,
-                                path=path)
-        missing = missing_images(archived, present)
-        before_ids = [entry['id'] for entry in present]
-        if missing and not check_mode:
-            load(client, path)
-            present = engine_images(client, include_dangling=True)
-            still_missing = missing_images(archived, present)
-            if still_missing:
-                raise HostprepError('the engine does not list %s after loading %s' % (
-                    ', '.join(entry['id'] for entry in still_missing), path), path=path)
-        result.update(changed=bool(missing), images=public(archived), loaded=public(missing),
-                      diff={'before': {'engine': before_ids},
-                            'after': {'engine': sorted(set(before_ids) | {e['id'] for e in archived})}})
-    result['size'] = os.path.getsize(path) if os.path.exists(path) else 0
-    return result
+        except BaseException:
+            remove_directories(created, changes)
+            raise
+        changes.made('wrote %s' % path)
+        archived = read_archive(path)
+        still_missing = missing_images(present, archived or [])
+        if still_missing:
+            raise HostprepError('%s lacks images after saving: %s' % (
+                path, ', '.join(entry['id'] for entry in still_missing)), path=path)
+    return {'changed': changed, 'path': path, 'images': public(present), 'data_root': data_root,
+            'size': os.path.getsize(path) if os.path.exists(path) else 0,
+            'diff': {'before': {'archive': [e['id'] for e in archived or []]},
+                     'after': {'archive': [e['id'] for e in present]}}}

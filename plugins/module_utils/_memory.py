@@ -18,6 +18,13 @@ from __future__ import annotations
 import os
 import typing as t
 
+from ansible_collections.hostprep.container_host.plugins.module_utils._processes import (
+    CGROUP_ROOT,
+    cgroup_file,
+    cmdline,
+    read_limit,
+)
+
 PROC = '/proc'
 
 
@@ -84,15 +91,6 @@ def pids(proc: str = PROC) -> list[int]:
 def status(pid: int, proc: str = PROC) -> dict[str, t.Any] | None:
     text = _read(os.path.join(proc, str(pid), 'status'))
     return parse_status(text) if text is not None else None
-
-
-def cmdline(pid: int, proc: str = PROC) -> list[str]:
-    try:
-        with open(os.path.join(proc, str(pid), 'cmdline'), 'rb') as handle:
-            raw = handle.read()
-    except OSError:
-        return []
-    return [part.decode('utf-8', 'replace') for part in raw.split(b'\0') if part]
 
 
 def socket_owners(path: str, proc: str = PROC) -> list[int]:
@@ -187,3 +185,23 @@ def snapshot(socket_path: str | None, container_ids: t.Iterable[str] = (),
     result['shims_rss'] = rss_of(found['shims'], proc)
     result['shim_count'] = len(found['shims'])
     return result
+
+
+# cgroup v1 reports "no limit" as the largest page-aligned 63-bit number
+_NO_LIMIT = 1 << 62
+
+
+def cgroup_memory(pid: int, proc: str = PROC, root: str = CGROUP_ROOT) -> dict[str, t.Any] | None:
+    """Limit and usage (bytes) of the memory cgroup that holds pid (v1
+    memory.limit_in_bytes/usage_in_bytes, v2 memory.max/current); None when
+    the cgroup has no limit."""
+    for limit_name, usage_name in (('memory.limit_in_bytes', 'memory.usage_in_bytes'), ('memory.max', 'memory.current')):
+        path = cgroup_file(pid, 'memory', limit_name, proc, root)
+        if path is None:
+            continue
+        limit = read_limit(path)
+        if limit is None or limit >= _NO_LIMIT:
+            return None
+        usage = read_limit(os.path.join(os.path.dirname(path), usage_name)) or 0
+        return {'cgroup': os.path.dirname(path), 'limit': limit, 'usage': usage}
+    return None

@@ -29,7 +29,14 @@ options:
   path:
     description:
       - The archive file. Written atomically (temporary file in the same directory, then rename) with mode
-        V(0600); its directory is created when missing.
+        V(0600); its directory is created (mode V(0700)) when missing, and removed again when saving fails.
+      - "The module appends a member C(hostprep-images-archive.json) to every archive it writes (C(docker load)
+        ignores it). An existing file without it (an archive made by C(docker save) or anything else) is never
+        replaced: the task fails and names it. A link, a directory or a device at O(path) is refused."
+      - "When the filesystem fills up while saving, the partial archive is removed and the task fails with
+        nothing changed."
+      - Refused, with nothing written, when the file is on the data root's filesystem (see O(data_root)) or when a
+        component of its directory is a file.
     type: path
     required: true
   state:
@@ -56,7 +63,7 @@ options:
     default: unix:///var/run/docker.sock
   timeout:
     description:
-      - Seconds one API call may take; saving and loading big images takes long.
+      - Seconds one API call may take; saving and loading big images takes long. At least V(1).
     type: int
     default: 600
 attributes:
@@ -133,6 +140,18 @@ data_root:
   returned: when O(state=saved)
   type: str
   sample: /var/lib/docker
+changes_made:
+  description: On failure, what the task had changed (a directory created, images loaded before the error).
+  returned: failure
+  type: list
+  elements: str
+  sample: ["created directory /srv/docker-images"]
+changes_restored:
+  description: On failure, what the task put back (directories it had created).
+  returned: failure
+  type: list
+  elements: str
+  sample: ["removed directory /srv/docker-images"]
 '''
 
 import traceback
@@ -141,7 +160,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
     HostprepError,
-    fail_from,
+    changes_of,
+    execute,
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils._images_archive import manage
 
@@ -169,19 +189,22 @@ def main():
     )
     if DOCKER_IMPORT_ERROR is not None:
         module.fail_json(msg=missing_required_lib('docker'), exception=DOCKER_IMPORT_ERROR)
+    execute(module, archive, path=module.params['path'])
+
+
+def archive(module):
     params = module.params
+    if params['timeout'] <= 0:
+        raise HostprepError('timeout must be at least 1 second (got %d)' % params['timeout'])
     try:
         client = docker.DockerClient(base_url=params['docker_host'], timeout=params['timeout'])
         try:
-            result = manage(client, params, module.check_mode)
+            return manage(client, params, module.check_mode, changes_of(module))
         finally:
             client.close()
-    except HostprepError as exc:
-        fail_from(module, exc, changed=False, path=params['path'])
     except (docker.errors.DockerException, RequestException) as exc:
-        module.fail_json(msg='Docker engine at %s: %s; start dockerd or set docker_host' % (params['docker_host'], exc),
-                         changed=False, path=params['path'])
-    module.exit_json(**result)
+        raise HostprepError('Docker engine at %s: %s; start dockerd or set docker_host' % (params['docker_host'], exc),
+                            path=params['path']) from exc
 
 
 if __name__ == '__main__':

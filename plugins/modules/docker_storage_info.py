@@ -336,10 +336,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
-    HostprepError,
-    fail_from,
-)
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
 from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_config import (
     DEFAULT_FLAGS_SOURCES,
 )
@@ -369,6 +366,10 @@ def main():
         ),
         supports_check_mode=True,
     )
+    execute(module, report)
+
+
+def report(module):
     engine = None
     if module.params['api']:
         if DOCKER_IMPORT_ERROR:
@@ -376,13 +377,10 @@ def main():
                              exception=DOCKER_IMPORT_ERROR)
         errors = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
         engine = SdkEngine(docker, module.params['docker_host'], module.params['timeout'], errors)
-    try:
-        storage, warnings = gather(module, engine)
-    except HostprepError as exc:
-        fail_from(module, exc, changed=False)
+    storage, warnings = gather(module, engine)
     for warning in warnings:
         module.warn(warning)
-    module.exit_json(changed=False, storage=storage)
+    return {'changed': False, 'storage': storage}
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.hostprep.container_host.plugins.module_utils import _cow_benchmark as cow
 from ansible_collections.hostprep.container_host.plugins.module_utils import _memory
+from ansible_collections.hostprep.container_host.plugins.module_utils import _processes
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
 from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import (
     format_size,
@@ -209,20 +210,72 @@ def test_owner_labels_tell_live_runs_from_leftovers():
 
 
 @pytest.mark.parametrize('params, words', [
-    ({'count': 0}, 'count must be at least 1'),
-    ({'count': -3}, 'count must be at least 1 (got -3)'),
+    ({'count': 0}, 'count must be between 1 and 1000 (got 0)'),
+    ({'count': -3}, 'count must be between 1 and 1000 (got -3)'),
+    ({'count': 1000000000}, 'count must be between 1 and 1000 (got 1000000000)'),
     ({'write_size': 'lots'}, "write_size: 'lots' is not a size"),
-    ({'write_size': '0'}, 'write_size must be at least 1 byte'),
-    ({'sleep_seconds': 0}, 'sleep_seconds must be at least 1'),
+    ({'write_size': '0'}, 'write_size must be between 1 byte and 1.0 GiB'),
+    ({'write_size': '1P'}, "write_size must be between 1 byte and 1.0 GiB (got '1P')"),
+    ({'sleep_seconds': 0}, 'sleep_seconds must be between 1 and 86400'),
+    ({'sleep_seconds': -5}, 'sleep_seconds must be between 1 and 86400 (got -5)'),
+    ({'timeout': 0}, 'timeout must be between 1 and 3600'),
+    ({'image': ' '}, 'image is empty'),
     ({'thinpool': 'thinpool'}, 'must be VG/POOL'),
     ({'scenarios': []}, 'scenarios is empty'),
 ])
 def test_validate_params_refuses(params, words):
-    base = {'count': 10, 'write_size': '64K', 'sleep_seconds': 180, 'scenarios': list(cow.SCENARIOS), 'thinpool': None}
+    base = {'count': 10, 'write_size': '64K', 'sleep_seconds': 180, 'scenarios': list(cow.SCENARIOS), 'thinpool': None,
+            'timeout': 120, 'image': None}
     base.update(params)
     with pytest.raises(HostprepError) as info:
         cow.validate_params(base)
     assert words in info.value.msg
+
+
+def test_validate_params_takes_the_bounds():
+    base = {'count': 1000, 'write_size': '1G', 'sleep_seconds': 86400, 'scenarios': ['oneshot'], 'thinpool': None,
+            'timeout': 3600, 'image': None}
+    assert cow.validate_params(base)['write_size_bytes'] == 1024 ** 3
+
+
+# ---- capacity of the detached phase ------------------------------------------------
+
+GIB = 1024 ** 3
+
+
+def test_task_facts_from_recorded_proc():
+    assert _processes.parse_loadavg_tasks(fixture('proc_loadavg.txt')) == 141
+    assert _processes.parse_loadavg_tasks('garbage') is None
+    groups = _processes.parse_cgroup(fixture('proc_cgroup_v1.txt'))
+    assert groups['pids'] == '/' and groups['memory'].startswith('/process_api/')
+    assert groups['cpu'] == groups['cpuacct'] == '/' and groups[''] == '/'
+
+
+def capacity(count, mem_available=20 * GIB, cgroup_memory=None, **tasks):
+    limits = {'tasks': 141, 'pid_max': 32768, 'threads_max': 192730, 'cgroup_pids_max': None,
+              'cgroup_pids_current': None, 'cgroup': None}
+    limits.update(tasks)
+    return cow.capacity_problems(count, mem_available, cgroup_memory, limits)
+
+
+
+def test_capacity_fits():
+    assert capacity(1000) == []
+    assert capacity(10, mem_available=None, pid_max=None, threads_max=None) == []
+
+
+@pytest.mark.parametrize('count, kwargs, words', [
+    (100, {'mem_available': 1 * GIB}, 'memory: MemAvailable is 1.0 GiB, the containers need about 1.6 GiB (16.0 MiB each)'),
+    (100, {'cgroup_memory': {'cgroup': '/sys/fs/cgroup/memory/x', 'limit': GIB, 'usage': GIB // 2}},
+     "memory: the engine's cgroup /sys/fs/cgroup/memory/x allows 1.0 GiB and uses 512.0 MiB"),
+    (1000, {'pid_max': 4096}, 'processes: kernel.pid_max is 4096 with 141 tasks in use, the containers need about 16000'),
+    (100, {'threads_max': 1000}, 'processes: kernel.threads-max is 1000'),
+    (50, {'cgroup_pids_max': 200, 'cgroup_pids_current': 30, 'cgroup': '/sys/fs/cgroup/pids/hp'},
+     "pids.max of the engine's cgroup /sys/fs/cgroup/pids/hp is 200 with 30 in use, the containers need about 800"),
+])
+def test_capacity_names_what_is_short(count, kwargs, words):
+    problems = capacity(count, **kwargs)
+    assert len(problems) == 1 and words in problems[0], problems
 
 
 def test_unix_socket_path():
