@@ -19,7 +19,7 @@ import ipaddress
 import re
 import typing as t
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import Differences, HostprepError
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import Changes, Differences, HostprepError
 
 # RFC 791: every IPv4 host must handle 68-octet datagrams; the kernel removes
 # a link's IPv4 addresses below it. RFC 8200: IPv6 needs 1280; the kernel
@@ -408,28 +408,36 @@ class Netlink:
         return int(nl_attr(self.ipr.link('get', index=ifindex)[0], 'IFLA_MTU'))
 
 
-def apply_changes(netlink: Netlink, changes: t.Sequence[Planned]) -> list[Planned]:
-    """Set every MTU; when one fails, put back those already set and raise."""
+def apply_changes(netlink: Netlink, changes: t.Sequence[Planned], record: Changes | None = None) -> list[Planned]:
+    """Set every MTU; when one fails, put back those already set and raise.
+    record (the run's Changes) hears of each change and each undo."""
+    record = record if record is not None else Changes()
     done: list[Planned] = []
     for item in changes:
         try:
             netlink.set_mtu(item.link.ifindex, item.request.mtu)
         except Exception as exc:  # pylint: disable=broad-except
-            restored = restore(netlink, done)
+            restored = restore(netlink, done, record)
             raise HostprepError('setting MTU %d on %s failed: %s; restored %s'
                                 % (item.request.mtu, item.link.ifname, exc,
                                    ', '.join(restored) or 'nothing (no link had changed yet)'),
                                 ifname=item.link.ifname, rolled_back=bool(done)) from exc
+        record.made('set the MTU of %s from %d to %d' % (item.link.ifname, item.link.mtu, item.request.mtu))
         done.append(item)
     return done
 
 
-def restore(netlink: Netlink, done: t.Sequence[Planned]) -> list[str]:
-    """Put the old MTU back on each changed link, newest first."""
+def restore(netlink: Netlink, done: t.Sequence[Planned], record: Changes | None = None,
+            complete: bool = True) -> list[str]:
+    """Put the old MTU back on each changed link, newest first. complete=False
+    says something else of the run stays changed (a file not put back)."""
     restored = []
-    for item in reversed(done):
+    for pos, item in enumerate(reversed(done), start=1):
         netlink.set_mtu(item.link.ifindex, item.link.mtu)
         restored.append('%s to %d' % (item.link.ifname, item.link.mtu))
+        if record is not None:
+            record.restored('the MTU of %s back to %d' % (item.link.ifname, item.link.mtu),
+                            complete=complete and pos == len(done))
     return restored
 
 
@@ -463,117 +471,208 @@ def parse_verify_targets(targets: t.Sequence[str]) -> list[str]:
     return result
 
 
-def execute(params: dict[str, t.Any], netlink: Netlink, persister: t.Any,
-            probe: t.Callable[..., t.Any] | None, check_mode: bool,
-            warn: t.Callable[[str], None]) -> dict[str, t.Any]:
-    """link_mtu from options to result. Raises HostprepError (with result
-    keys in its details) on bad input, failed verification or rollback."""
+def persist_in_netns(persist: str, netns: str | None, own_netns: bool) -> tuple[str, str | None]:
+    """The persist method that applies in netns, and a note when persist=auto
+    resolves to none.
+
+    The host's network configuration (NetworkManager, systemd-networkd's
+    /run/systemd/netif/links/IFINDEX, /etc/network/interfaces) describes the
+    links of the host's own namespace: an interface index or a name of another
+    namespace found there belongs to a host link. So in a namespace other than
+    the host's own (own_netns), auto persists nothing and an explicit method
+    is refused."""
+    if not netns or own_netns or persist == 'none':
+        return persist, None
+    why = "the host's network configuration does not manage links of namespace %s" % netns
+    if persist == 'auto':
+        return 'none', ('persist=auto with netns=%s resolves to persist=none: %s, so the MTU is set at run time '
+                        'only; persist it where the namespace is created' % (netns, why))
+    raise HostprepError('persist=%s with netns=%s: %s; use persist=none' % (persist, netns, why),
+                        netns=netns, persist=persist)
+
+
+def plan_persistence(method: str, planned: t.Sequence[Planned], persister: t.Any) -> dict[int, t.Any]:
+    """Persistence plans by ifindex, read-only, before anything changes: a
+    link no stack manages fails the run with the kernel untouched."""
+    plans: dict[int, t.Any] = {}
+    if method == 'none':
+        return plans
+    for item in planned:
+        if item.link.ifindex not in plans:
+            link_method = persister.detect(item.link.ifname, item.link.ifindex) if method == 'auto' else method
+            plans[item.link.ifindex] = persister.plan(link_method, item.link.ifname, item.link.ifindex,
+                                                      item.request.mtu)
+    return plans
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, HostprepError):
+        return exc.msg
+    if isinstance(exc, OSError) and exc.strerror:
+        return '%s%s' % (exc.strerror, ' (%s)' % exc.filename if exc.filename else '')
+    return '%s: %s' % (type(exc).__name__, exc)
+
+
+def persist_or_restore(plans: dict[int, t.Any], netlink: Netlink, done: t.Sequence[Planned],
+                       record: Changes, failure: dict[str, t.Any]) -> None:
+    """Write every persistence plan. When one fails, put back the plans
+    already written and the run-time MTUs, and raise a message that says
+    what was restored (failure holds the result keys of the failed run)."""
+    names = {item.link.ifindex: item.link.ifname for item in done}
+    written: list[t.Any] = []
+    for ifindex, pplan in plans.items():
+        if pplan.apply is None:
+            continue
+        try:
+            pplan.apply()
+        except Exception as exc:  # pylint: disable=broad-except
+            problems = []
+            for old in reversed(written):
+                try:
+                    old.undo()
+                    record.restored('put back %s' % old.path)
+                except Exception as undo_exc:  # pylint: disable=broad-except
+                    problems.append('could not put back %s: %s' % (old.path, _error_text(undo_exc)))
+            restored = restore(netlink, done, record, complete=not problems)
+            if written and not done and not problems:
+                record.fully_restored = True
+            raise HostprepError(
+                'persisting the MTU of %s with %s failed (%s): %s. The run-time MTU is restored (%s)%s'
+                % (names.get(ifindex, 'ifindex %d' % ifindex), pplan.method, pplan.path, _error_text(exc),
+                   ', '.join(restored) or 'no run-time MTU had changed',
+                   '; ' + '; '.join(problems) if problems else ''),
+                rolled_back=True, **failure) from exc
+        record.made('wrote the MTU into %s' % pplan.path)
+        written.append(pplan)
+
+
+class _Run:
+    """The state of one link_mtu run, so each step fits on a screen."""
+
+    def __init__(self, params: dict[str, t.Any], planned: list[Planned], plans: dict[int, t.Any]) -> None:
+        self.params = params
+        self.planned = planned
+        self.plans = plans
+        self.wanted = {item.link.ifindex: item.request.mtu for item in planned}
+        self.runtime = Differences()
+        for item in planned:
+            self.runtime.add(item.link.ifname, item.link.mtu, item.request.mtu)
+        methods = sorted({p.method for p in plans.values()})
+        self.persist_method = ','.join(methods) if methods else 'none'
+
+    def links(self, mtus: dict[int, int] | None, persisted: bool) -> list[dict[str, t.Any]]:
+        out = []
+        for item in self.planned:
+            after = item.link.mtu if mtus is None else mtus.get(item.link.ifindex, item.link.mtu)
+            pplan = self.plans.get(item.link.ifindex)
+            presult = pplan.result() if pplan is not None and persisted else None
+            out.append(_link_result(item, after, after != item.link.mtu, presult))
+        return out
+
+    def diff(self, persisted: bool) -> list[dict[str, t.Any]]:
+        diffs: list[dict[str, t.Any]] = [self.runtime.diff()]
+        if persisted:
+            diffs.extend(p.diff() for p in self.plans.values() if p.changed)
+        return diffs
+
+    def result(self, mtus: dict[int, int] | None, persisted: bool, **extra: t.Any) -> dict[str, t.Any]:
+        return dict(links=self.links(mtus, persisted), persist_method=self.persist_method,
+                    diff=self.diff(persisted), **extra)
+
+
+def verify_before(targets: list[str], changes: list[Planned], probe: t.Callable[..., t.Any] | None,
+                  timeout: float) -> list[dict[str, t.Any]]:
+    """Every verify target must answer a small echo before anything changes."""
+    if not targets:
+        return []
+    if not changes:
+        return [{'target': target, 'reachable': None, 'full_size_ok': None,
+                 'detail': 'not probed: no MTU changes'} for target in targets]
+    before = [check_reachable(target, probe, timeout) for target in targets]
+    silent = [v for v in before if not v.reachable]
+    if silent:
+        raise HostprepError(
+            'verify target %s does not answer before the change (%s), so nothing could prove the new MTU '
+            'safe; nothing was changed. Fix its reachability or remove it from verify_targets'
+            % (', '.join(v.target for v in silent), '; '.join(v.detail for v in silent)),
+            verify=[v.as_dict() for v in before], rolled_back=False)
+    return [v.as_dict() for v in before]
+
+
+def verify_after(targets: list[str], netlink: Netlink, probe: t.Callable[..., t.Any],
+                 timeout: float) -> list[dict[str, t.Any]]:
+    """The full-size probe to every target through the link its route uses now."""
+    by_index = {link.ifindex: link for link in netlink.links()}
+    verify = []
+    for target in targets:
+        try:
+            link = by_index.get(netlink.route_oif(target))
+        except HostprepError as exc:
+            verify.append(Verdict(target=target, reachable=False, full_size_ok=False, detail=exc.msg).as_dict())
+            continue
+        if link is None:
+            verify.append(Verdict(target=target, reachable=False, full_size_ok=False,
+                                  detail='the route to it leads to no known link').as_dict())
+            continue
+        verify.append(check_full_size(target, link.mtu, link.ifname, probe, timeout).as_dict())
+    return verify
+
+
+def fail_verification(run: _Run, verify: list[dict[str, t.Any]], netlink: Netlink, done: list[Planned],
+                      record: Changes) -> None:
+    """Raise for a failed verification, after restoring the old MTUs unless rollback=false."""
+    failed = [v for v in verify if not (v['reachable'] and v['full_size_ok'])]
+    if not failed:
+        return
+    changed_links = ', '.join('%s (%d -> %d)' % (i.link.ifname, i.link.mtu, i.request.mtu) for i in done)
+    problems = '; '.join('%s via %s: %s' % (v['target'], v.get('ifname') or '?', v['detail']) for v in failed)
+    if run.params.get('rollback', True):
+        restored = restore(netlink, done, record)
+        raise HostprepError('verification failed after setting %s: %s. Rolled back: %s; nothing was persisted'
+                            % (changed_links, problems, ', '.join(restored)),
+                            changed=False, rolled_back=True, verify=verify, **run.result(None, False))
+    raise HostprepError('verification failed after setting %s: %s. rollback=false, so the new MTU stays; nothing '
+                        'was persisted' % (changed_links, problems),
+                        changed=True, rolled_back=False, verify=verify, **run.result(run.wanted, False))
+
+
+def set_mtus(params: dict[str, t.Any], netlink: Netlink, persister: t.Any,
+             probe: t.Callable[..., t.Any] | None, check_mode: bool,
+             warn: t.Callable[[str], None], record: Changes | None = None,
+             own_netns: bool = True) -> dict[str, t.Any]:
+    """link_mtu from options to result: validate everything, change, verify,
+    roll back or persist. Raises HostprepError (with result keys in its
+    details) on bad input, failed verification or failed persistence; record
+    (the run's Changes) hears of every change and undo. own_netns says
+    whether params['netns'] is the host's own namespace."""
+    record = record if record is not None else Changes()
     requests = parse_requests(params['links'], params.get('mtu'))
     targets = parse_verify_targets(params.get('verify_targets') or [])
     timeout = float(params.get('verify_timeout') or 2.0)
     if targets and probe is None:
         raise HostprepError('verify_targets needs the path MTU probe of this collection (module_utils/_pmtu.py)')
+    method, note = persist_in_netns(params.get('persist') or 'none', params.get('netns'), own_netns)
     planned, warnings = plan(requests, netlink.links(), netlink.route_oif)
     for warning in warnings:
         warn(warning)
-
-    # Persistence is planned (read-only) before anything changes, so a link
-    # no stack manages fails the run with the kernel untouched.
-    persist_option = params.get('persist') or 'none'
-    persist_plans: dict[int, t.Any] = {}
-    if persist_option != 'none':
-        for item in planned:
-            if item.link.ifindex in persist_plans:
-                continue
-            method = persist_option
-            if method == 'auto':
-                method = persister.detect(item.link.ifname, item.link.ifindex)
-            persist_plans[item.link.ifindex] = persister.plan(method, item.link.ifname, item.link.ifindex,
-                                                              item.request.mtu)
-    methods = sorted({p.method for p in persist_plans.values()})
-    persist_method = ','.join(methods) if methods else 'none'
+    if note:
+        warn(note)
+    run = _Run(params, planned, plan_persistence(method, planned, persister))
+    extra = {'persist_note': note} if note else {}
 
     changes = unique_changes(planned)
-    verify: list[dict[str, t.Any]] = []
-    if targets and changes:
-        before = [check_reachable(target, probe, timeout) for target in targets]
-        silent = [v for v in before if not v.reachable]
-        if silent:
-            raise HostprepError(
-                'verify target %s does not answer before the change (%s), so nothing could prove the new MTU '
-                'safe; nothing was changed. Fix its reachability or remove it from verify_targets'
-                % (', '.join(v.target for v in silent), '; '.join(v.detail for v in silent)),
-                verify=[v.as_dict() for v in before], rolled_back=False)
-        verify = [v.as_dict() for v in before]
-    elif targets:
-        verify = [{'target': target, 'reachable': None, 'full_size_ok': None,
-                   'detail': 'not probed: no MTU changes'} for target in targets]
-
-    def results(mtus: dict[int, int] | None, persisted: bool) -> list[dict[str, t.Any]]:
-        out = []
-        for item in planned:
-            after = item.link.mtu if mtus is None else mtus.get(item.link.ifindex, item.link.mtu)
-            pplan = persist_plans.get(item.link.ifindex)
-            presult = pplan.result() if pplan is not None and persisted else None
-            out.append(_link_result(item, after, after != item.link.mtu, presult))
-        return out
-
-    wanted = {item.link.ifindex: item.request.mtu for item in planned}
-    runtime = Differences()
-    for item in planned:
-        runtime.add(item.link.ifname, item.link.mtu, item.request.mtu)
-
-    def diff(persisted: bool) -> list[dict[str, t.Any]]:
-        diffs: list[dict[str, t.Any]] = [runtime.diff()]
-        if persisted:
-            diffs.extend(p.diff() for p in persist_plans.values() if p.changed)
-        return diffs
-
-    persist_changed = any(p.changed for p in persist_plans.values())
+    verify = verify_before(targets, changes, probe, timeout)
+    changed = bool(changes) or any(p.changed for p in run.plans.values())
     if check_mode:
         for entry in verify:
             if entry.get('reachable'):
                 entry['detail'] += '; full-size probe not sent in check mode'
-        return {'changed': bool(changes) or persist_changed, 'links': results(wanted, True),
-                'persist_method': persist_method, 'verify': verify, 'rolled_back': False,
-                'diff': diff(True)}
+        return dict(changed=changed, verify=verify, rolled_back=False, **run.result(run.wanted, True), **extra)
 
-    done = apply_changes(netlink, changes)
+    done = apply_changes(netlink, changes, record)
     if targets and done:
-        by_index = {link.ifindex: link for link in netlink.links()}
-        verify = []
-        for target in targets:
-            try:
-                link = by_index.get(netlink.route_oif(target))
-            except HostprepError as exc:
-                verify.append(Verdict(target=target, reachable=False, full_size_ok=False, detail=exc.msg).as_dict())
-                continue
-            size = link.mtu if link else None
-            if size is None:
-                verify.append(Verdict(target=target, reachable=False, full_size_ok=False,
-                                      detail='the route to it leads to no known link').as_dict())
-                continue
-            verify.append(check_full_size(target, size, link.ifname, probe, timeout).as_dict())
-        failed = [v for v in verify if not (v['reachable'] and v['full_size_ok'])]
-        if failed:
-            changed_links = ', '.join('%s (%d -> %d)' % (i.link.ifname, i.link.mtu, i.request.mtu) for i in done)
-            problems = '; '.join('%s via %s: %s' % (v['target'], v.get('ifname') or '?', v['detail']) for v in failed)
-            if params.get('rollback', True):
-                restored = restore(netlink, done)
-                raise HostprepError(
-                    'verification failed after setting %s: %s. Rolled back: %s; nothing was persisted'
-                    % (changed_links, problems, ', '.join(restored)),
-                    changed=False, rolled_back=True, verify=verify, links=results(None, False),
-                    persist_method=persist_method, diff=diff(False))
-            raise HostprepError(
-                'verification failed after setting %s: %s. rollback=false, so the new MTU stays; nothing was '
-                'persisted' % (changed_links, problems),
-                changed=True, rolled_back=False, verify=verify, links=results(wanted, False),
-                persist_method=persist_method, diff=diff(False))
-
-    for pplan in persist_plans.values():
-        if pplan.apply is not None:
-            pplan.apply()
-    return {'changed': bool(changes) or persist_changed, 'links': results(wanted, True),
-            'persist_method': persist_method, 'verify': verify, 'rolled_back': False,
-            'diff': diff(True)}
+        verify = verify_after(targets, netlink, probe, timeout)
+        fail_verification(run, verify, netlink, done, record)
+    persist_or_restore(run.plans, netlink, done, record,
+                       dict(verify=verify, **run.result(None, False), **extra))
+    return dict(changed=changed, verify=verify, rolled_back=False, **run.result(run.wanted, True), **extra)

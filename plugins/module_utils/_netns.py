@@ -36,14 +36,44 @@ def require_pyroute2(module) -> None:
         module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
 
 
+# The namespace this module process started in: the one Ansible reached, whose
+# links the host's configuration (under /etc and /run) describes.
+OWN_NETNS = '/proc/self/ns/net'
+
+
 def netns_path(name: str) -> str:
     if '/' in name:
         return name
     return os.path.join(NETNS_RUN_DIR, name)
 
 
+def check_netns_option(name: str | None) -> None:
+    """An empty or blank netns (a templated value that came out empty) would
+    silently mean the host's own namespace: refuse it."""
+    if name is not None and not name.strip():
+        raise HostprepError('netns is empty (%r): a templated namespace name that came out empty would '
+                            'select the host\'s own namespace; give the namespace name, or omit netns to '
+                            'work in the host\'s namespace' % name, netns=name)
+
+
+def is_own_netns(name: str | None) -> bool:
+    """Whether netns names the namespace this process runs in before
+    enter_netns (the host's own, whose links the host's network configuration
+    and systemd-sysctl describe): the same namespace inode. None (no netns
+    option) is that namespace; a namespace that cannot be compared is not."""
+    if name is None:
+        return True
+    try:
+        theirs = os.stat(netns_path(name))
+        ours = os.stat(OWN_NETNS)
+    except OSError:
+        return False
+    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
+
+
 def enter_netns(name: str | None) -> None:
     """Move this process into the named network namespace (never create it)."""
+    check_netns_option(name)
     if not name:
         return
     path = netns_path(name)

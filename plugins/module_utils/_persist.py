@@ -24,7 +24,7 @@ import re
 import shutil
 import typing as t
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError, read_text
 
 METHODS = ('networkmanager', 'networkd', 'ifupdown')
 
@@ -170,13 +170,13 @@ IFUPDOWN_MTU = re.compile(r'^(\s*)mtu(\s+)(\S+)(.*)$')
 RUN_PARTS_NAME = re.compile(r'^[A-Za-z0-9_-]+$')
 
 
-def ifupdown_sources(text: str) -> list[tuple[str, str]]:
-    """(kind, argument) of each source / source-directory line, in order."""
+def ifupdown_sources(text: str) -> list[tuple[int, str, str]]:
+    """(line number, kind, argument) of each source / source-directory line, in order."""
     result = []
-    for line in text.splitlines():
+    for lineno, line in enumerate(text.splitlines(), start=1):
         words = line.split()
         if len(words) >= 2 and words[0] in ('source', 'source-directory'):
-            result.append((words[0], words[1]))
+            result.append((lineno, words[0], words[1]))
     return result
 
 
@@ -261,13 +261,15 @@ def set_ifupdown_mtu(text: str, ifname: str, mtu: int) -> str | None:
 
 @dataclasses.dataclass
 class PersistPlan:
-    """What persisting one link's MTU changes; ``apply`` is None when nothing."""
+    """What persisting one link's MTU changes. ``apply`` is None when nothing
+    changes; ``undo`` puts back what ``apply`` changed (after a later failure)."""
 
     method: str
     path: str
     before: str
     after: str
     apply: t.Callable[[], None] | None = None
+    undo: t.Callable[[], None] | None = None
 
     @property
     def changed(self) -> bool:
@@ -280,14 +282,43 @@ class PersistPlan:
         return {'before_header': self.path, 'after_header': self.path, 'before': self.before, 'after': self.after}
 
 
+def check_config_root(config_root: str | None) -> str:
+    """config_root as given, refused when empty (a templated value that came
+    out empty would mean the host's own /) or relative (relative to what?)."""
+    if config_root is None or not config_root.strip():
+        raise HostprepError('config_root is empty (%r): a templated value that came out empty would persist into '
+                            'the host\'s own /; give the directory, or omit config_root for /' % config_root,
+                            config_root=config_root)
+    if not os.path.isabs(config_root):
+        raise HostprepError('config_root %s is not an absolute path; give the absolute directory the network '
+                            'configuration lives under' % config_root, config_root=config_root)
+    return config_root
+
+
+def missing_dirs(directory: str) -> list[str]:
+    """The directories makedirs(directory) would create, outermost first."""
+    missing = []
+    while directory and not os.path.lexists(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return list(reversed(missing))
+
+
 class Persister:
     """Detect the network stack of a link and plan the write that persists
     its MTU. run(args) runs a command (list) and returns (rc, out, err);
-    write(path, text) writes a file atomically."""
+    write(path, text) writes a file atomically.
+
+    Every file read or written lies under config_root once symbolic links and
+    ".." are resolved: a source line or a link that leads elsewhere is refused
+    and named."""
 
     def __init__(self, config_root: str, run: t.Callable[..., tuple[int, str, str]],
                  write: t.Callable[[str, str], None], which: t.Callable[[str], str | None] = shutil.which) -> None:
-        self.config_root = config_root or '/'
+        self.config_root = check_config_root(config_root)
         self.run = run
         self.write = write
         self.which = which
@@ -295,6 +326,20 @@ class Persister:
 
     def path(self, relative: str) -> str:
         return os.path.join(self.config_root, relative.lstrip('/'))
+
+    def outside(self, path: str) -> bool:
+        """Whether path (resolved) leaves config_root."""
+        root = os.path.realpath(self.config_root)
+        resolved = os.path.realpath(path)
+        return resolved != root and not resolved.startswith(root.rstrip('/') + '/')
+
+    def inside(self, path: str, what: str) -> str:
+        """path resolved, or HostprepError naming what led outside config_root."""
+        if self.outside(path):
+            raise HostprepError('%s leads to %s, outside config_root %s; link_mtu reads and writes network '
+                                'configuration only under config_root: fix the path or the link'
+                                % (what, os.path.realpath(path), self.config_root), path=path)
+        return os.path.realpath(path)
 
     # -- detection -----------------------------------------------------------
     def nm_devices(self) -> dict[str, dict[str, str]] | None:
@@ -313,40 +358,42 @@ class Persister:
 
     def networkd_state(self, ifindex: int) -> tuple[str, dict[str, str] | None]:
         path = self.path(os.path.join(NETWORKD_STATE_DIR, str(ifindex)))
-        try:
-            with open(path, encoding='utf-8') as handle:
-                return path, parse_networkd_state(handle.read())
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             return path, None
+        text = read_text(self.inside(path, 'systemd-networkd link state file %s' % path))
+        return path, parse_networkd_state(text or '')
 
     def ifupdown_files(self) -> list[str]:
-        """/etc/network/interfaces and what it sources, recursively, in order."""
+        """/etc/network/interfaces and what it sources, recursively, in order.
+        A source or source-directory line that leads outside config_root is
+        refused, naming the file, line and text."""
         seen: list[str] = []
 
-        def visit(path: str) -> None:
+        def visit(path: str, via: str) -> None:
             if path in seen or not os.path.isfile(path):
                 return
+            self.inside(path, via)
             seen.append(path)
-            with open(path, encoding='utf-8') as handle:
-                text = handle.read()
-            for kind, arg in ifupdown_sources(text):
+            text = read_text(path) or ''
+            for lineno, kind, arg in ifupdown_sources(text):
+                line = '"%s %s" (%s line %d)' % (kind, arg, path, lineno)
                 arg = self.path(arg) if arg.startswith('/') else os.path.join(os.path.dirname(path), arg)
+                self.inside(arg if kind == 'source-directory' else os.path.dirname(arg) or '.', line)
                 if kind == 'source':
                     for found in sorted(glob.glob(arg)):
-                        visit(found)
+                        visit(found, 'file %s, read through %s,' % (found, line))
                 elif os.path.isdir(arg):
                     for name in sorted(os.listdir(arg)):
                         if RUN_PARTS_NAME.match(name):
-                            visit(os.path.join(arg, name))
+                            visit(os.path.join(arg, name), 'file %s, read through %s,' % (name, line))
 
-        visit(self.path(IFUPDOWN_INTERFACES))
+        visit(self.path(IFUPDOWN_INTERFACES), self.path(IFUPDOWN_INTERFACES))
         return seen
 
     def ifupdown_stanza_file(self, ifname: str) -> str | None:
         for path in self.ifupdown_files():
-            with open(path, encoding='utf-8') as handle:
-                if ifupdown_stanzas(handle.read().splitlines(True), ifname):
-                    return path
+            if ifupdown_stanzas((read_text(path) or '').splitlines(True), ifname):
+                return path
         return None
 
     def detect(self, ifname: str, ifindex: int) -> str:
@@ -382,6 +429,42 @@ class Persister:
             return self.plan_ifupdown(ifname, mtu)
         raise HostprepError('unknown persist method %r; use one of %s' % (method, ', '.join(METHODS)))
 
+    def file_plan(self, method: str, path: str, before: str | None, after: str) -> PersistPlan:
+        """A plan that writes after to path; its undo writes before back, or
+        removes the file and the directories the write created."""
+        plan = PersistPlan(method=method, path=path, before=before or '', after=after)
+        if not plan.changed:
+            return plan
+        created: list[str] = []
+
+        def apply() -> None:
+            created[:] = missing_dirs(os.path.dirname(path))
+            try:
+                for directory in created:
+                    os.mkdir(directory, 0o755)
+                self.write(path, after)
+            except BaseException:
+                self._remove_dirs(created)
+                raise
+
+        def undo() -> None:
+            if before is None:
+                os.unlink(path)
+                self._remove_dirs(created)
+            else:
+                self.write(path, before)
+        plan.apply = apply
+        plan.undo = undo
+        return plan
+
+    @staticmethod
+    def _remove_dirs(created: list[str]) -> None:
+        for directory in reversed(created):
+            try:
+                os.rmdir(directory)
+            except FileNotFoundError:
+                pass
+
     def plan_networkd(self, ifname: str, ifindex: int, mtu: int) -> PersistPlan:
         state_path, state = self.networkd_state(ifindex)
         network_file = (state or {}).get('NETWORK_FILE')
@@ -392,12 +475,8 @@ class Persister:
                                     ifname, state_path, 'has no NETWORK_FILE' if state is not None else 'does not exist',
                                     ifname), ifname=ifname)
         path = networkd_dropin_path(self.config_root, network_file)
-        before = _read(path)
-        after = render_networkd_dropin(mtu)
-        plan = PersistPlan(method='networkd', path=path, before=before, after=after)
-        if plan.changed:
-            plan.apply = lambda: self.write(path, after)
-        return plan
+        path = self.inside(path, 'the drop-in %s for %s' % (path, network_file))
+        return self.file_plan('networkd', path, read_text(path), render_networkd_dropin(mtu))
 
     def plan_ifupdown(self, ifname: str, mtu: int) -> PersistPlan:
         path = self.ifupdown_stanza_file(ifname)
@@ -406,12 +485,9 @@ class Persister:
                                 'a stanza for %s or choose another persist method' % (
                                     ifname, ', '.join(self.ifupdown_files()) or self.path(IFUPDOWN_INTERFACES),
                                     ifname), ifname=ifname)
-        before = _read(path)
-        after = set_ifupdown_mtu(before, ifname, mtu)
-        plan = PersistPlan(method='ifupdown', path=path, before=before, after=after)
-        if plan.changed:
-            plan.apply = lambda: self.write(path, after)
-        return plan
+        before = read_text(path) or ''
+        # A symbolic link inside config_root is written through, keeping it.
+        return self.file_plan('ifupdown', os.path.realpath(path), before, set_ifupdown_mtu(before, ifname, mtu))
 
     def plan_networkmanager(self, ifname: str, mtu: int) -> PersistPlan:
         devices = self.nm_devices()
@@ -434,16 +510,8 @@ class Persister:
         plan = PersistPlan(method='networkmanager', path=name,
                            before='%s\n' % ('auto' if current is None else current), after='%d\n' % mtu)
         if plan.changed:
-            def modify() -> None:
-                # The running MTU is already set, so no "nmcli device reapply".
-                self.run([nmcli, 'connection', 'modify', uuid, prop, str(mtu)])
-            plan.apply = modify
+            # The running MTU is already set, so no "nmcli device reapply".
+            plan.apply = lambda: self.run([nmcli, 'connection', 'modify', uuid, prop, str(mtu)])
+            plan.undo = lambda: self.run([nmcli, 'connection', 'modify', uuid, prop, str(current or 0)])
         return plan
 
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding='utf-8') as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ''

@@ -24,10 +24,12 @@ Three layers, each usable on its own:
 from __future__ import annotations
 
 import os
+import re
 import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
+    Changes,
     Differences,
     HostprepError,
 )
@@ -135,19 +137,36 @@ def plan_runtime(current: t.Mapping[str, t.Any], wanted: t.Mapping[str, t.Any]) 
     return tracker
 
 
-def apply_runtime(procsys: ProcSys, plan: Differences) -> list[str]:
-    """Write the keys that differ; return them in the order written."""
-    written = []
-    after = plan.after()
+def apply_runtime(procsys: ProcSys, plan: Differences, record: Changes | None = None) -> list[str]:
+    """Write the keys that differ; return them in the order written. When
+    the kernel refuses one, the keys already written get their old values
+    back before the error is raised. record (the run's Changes) hears of
+    every write and every undo."""
+    record = record if record is not None else Changes()
+    written: list[str] = []
+    before, after = plan.before(), plan.after()
     for key in plan.changed_items():
         try:
             procsys.write(key, after[key])
-        except HostprepError as exc:
-            # Report what was already written: the run did change something.
-            exc.details.update(written=written, changed=bool(written))
+        except HostprepError:
+            restore_runtime(procsys, plan, written, record)
             raise
+        record.made('set %s from %s to %s' % (key, before[key], after[key]))
         written.append(key)
     return written
+
+
+def restore_runtime(procsys: ProcSys, plan: Differences, written: t.Sequence[str], record: Changes,
+                    complete: bool = True) -> list[str]:
+    """Put back the old value of each written key, newest first; complete
+    says nothing else of the run stays changed."""
+    before = plan.before()
+    restored = []
+    for pos, key in enumerate(reversed(written), start=1):
+        procsys.write(key, before[key])
+        restored.append('%s back to %s' % (key, before[key]))
+        record.restored(restored[-1], complete=complete and pos == len(written))
+    return restored
 
 
 # ---------------------------------------------------------------------------
@@ -225,16 +244,72 @@ def render_managed_file(values: t.Mapping[str, t.Any], header: t.Sequence[str]) 
     return '\n'.join(lines) + '\n'
 
 
+def check_sysctl_d_file(path: str | None, option: str = 'sysctl_file') -> str:
+    """A sysctl.d file a module may write, or HostprepError naming why not:
+    empty (a templated value that came out empty), relative, a symbolic link
+    (a link to /dev/null masks the vendor file of the same name: writing
+    through it or replacing it would both be wrong), a directory or any other
+    non-regular file."""
+    if path is None or not path.strip():
+        raise HostprepError('%s is empty (%r): give the path of a file under /etc/sysctl.d, or set persist=false'
+                            % (option, path), **{option: path})
+    if not os.path.isabs(path):
+        raise HostprepError('%s %s is not an absolute path: give the full path of a file under /etc/sysctl.d'
+                            % (option, path), **{option: path})
+    if os.path.islink(path):
+        raise HostprepError('%s %s is a symbolic link to %s (a link to /dev/null masks the file of that name in '
+                            '/usr/lib/sysctl.d); the module neither writes through nor replaces it: remove the link '
+                            'or give another path' % (option, path, os.readlink(path)), **{option: path})
+    if os.path.isdir(path):
+        raise HostprepError('%s %s is a directory: give the path of a file in it, for example %s'
+                            % (option, path, os.path.join(path, '90-hostprep-pmtud.conf')), **{option: path})
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise HostprepError('%s %s is not a regular file: give the path of a regular file under /etc/sysctl.d'
+                            % (option, path), **{option: path})
+    return path
+
+
+# One assignment line: optional "-", the key, "=" with its blanks, the value.
+_ASSIGNMENT = re.compile(r'^(?P<lead>\s*-?\s*)(?P<key>[^=\s]+)(?P<sep>\s*=\s*)(?P<value>.*?)(?P<trail>\s*)$')
+
+
+def set_sysctl_values(text: str, wanted: t.Mapping[str, t.Any]) -> str:
+    """text with each wanted key set, every other byte kept.
+
+    Every assignment of a wanted key gets the new value (only the value
+    changes, so its spelling, "-" prefix and blanks stay); a key the text
+    does not assign is appended as ``key = value``. Comments, other keys and
+    lines systemd-sysctl cannot parse are left as they are."""
+    want = {normalize_key(key): normalize_value(value) for key, value in wanted.items()}
+    seen = set()
+    out = []
+    for raw in text.splitlines(True):
+        body = raw.rstrip('\r\n')
+        ending = raw[len(body):]
+        stripped = body.strip()
+        match = None if not stripped or stripped[0] in '#;' else _ASSIGNMENT.match(body)
+        key = normalize_key(match.group('key')) if match else None
+        if key in want:
+            seen.add(key)
+            if normalize_value(match.group('value')) != want[key]:
+                body = body[:match.start('value')] + want[key] + body[match.end('value'):]
+        out.append(body + ending)
+    missing = [key for key in sorted(want) if key not in seen]
+    if missing and out and not out[-1].endswith('\n'):
+        out[-1] += '\n'
+    out += ['%s = %s\n' % (key, want[key]) for key in missing]
+    return ''.join(out)
+
+
 @dataclass
 class FilePlan:
-    """What a managed sysctl.d file holds now and will hold."""
+    """What a sysctl.d file holds now and will hold."""
 
     path: str
     before: str | None          # None: the file does not exist
     after: str
-    values: dict[str, str]      # the keys the file will set
-    dropped: list[str]          # keys found in the file that are not managed
-    errors: list[str]           # unparsable lines of the current file
+    values: dict[str, str]      # every key the file will set
+    errors: list[str]           # lines of the current file systemd-sysctl cannot parse (kept as they are)
 
     @property
     def changed(self) -> bool:
@@ -250,30 +325,14 @@ class FilePlan:
 
 
 def plan_managed_file(path: str, current: str | None, wanted: t.Mapping[str, t.Any],
-                      header: t.Sequence[str],
-                      managed_keys: t.Iterable[str] | None = None) -> FilePlan:
-    """Merge wanted values into the managed file's current content.
-
-    Keys the file already sets and that are not wanted now are kept: a
-    module manages what it is told and forgets nothing it was told before.
-    With managed_keys, keys outside that set are dropped (the file belongs
-    to the module) and listed in ``dropped`` so the caller can warn.
-    """
-    parsed = parse_sysctl_d(current or '')
-    existing = effective_values(parsed)
-    allowed = None if managed_keys is None else {normalize_key(k) for k in managed_keys}
-    values: dict[str, str] = {}
-    dropped: list[str] = []
-    for key, value in existing.items():
-        if allowed is not None and key not in allowed:
-            dropped.append(key)
-        else:
-            values[key] = normalize_value(value)
-    for key, value in wanted.items():
-        values[normalize_key(key)] = normalize_value(value)
-    after = render_managed_file(values, header)
-    return FilePlan(path=path, before=current, after=after, values=values,
-                    dropped=dropped, errors=parsed.errors)
+                      header: t.Sequence[str]) -> FilePlan:
+    """The wanted values in a sysctl.d file: a new file holds the header and
+    the wanted keys; an existing one gets only the wanted values changed or
+    added (set_sysctl_values), so keys the module does not manage, keys an
+    earlier run set and comments stay."""
+    after = render_managed_file(wanted, header) if current is None else set_sysctl_values(current, wanted)
+    return FilePlan(path=path, before=current, after=after, values=effective_values(parse_sysctl_d(after)),
+                    errors=parse_sysctl_d(current or '').errors)
 
 
 # ---------------------------------------------------------------------------
@@ -290,6 +349,10 @@ DEFAULT_MIN_SND_MSS = 48
 IPV4_TCP_HEADERS = 40
 # RFC 791: every IPv4 link carries 68-byte datagrams.
 MIN_IPV4_MTU = 68
+# The 16-bit total length of IPv4 allows no bigger datagram; it is also the
+# max_mtu of veth and Ethernet devices (ETH_MAX_MTU). The kernel itself takes
+# any int for tcp_base_mss (even negative ones), so the bounds are ours.
+MAX_IPV4_MTU = 65535
 IFF_LOOPBACK = 0x8
 
 
@@ -323,6 +386,10 @@ def check_mtu(mtu: int) -> None:
         raise HostprepError('mtu %d is below %d, the smallest IPv4 MTU: pass the MTU of the storage '
                             'link, or leave mtu unset to use the largest link MTU' % (mtu, MIN_IPV4_MTU),
                             mtu=mtu)
+    if mtu > MAX_IPV4_MTU:
+        raise HostprepError('mtu %d is above %d, the largest IPv4 datagram and the largest MTU of Ethernet and '
+                            'veth links: pass the MTU of the storage link, or leave mtu unset to use the largest '
+                            'link MTU' % (mtu, MAX_IPV4_MTU), mtu=mtu)
 
 
 def max_base_mss(mtu: int) -> int:
@@ -338,10 +405,13 @@ def check_base_mss(value: int, floor: int, mtu: int | None, link: str | None) ->
             'tcp_base_mss %d is below the kernel floor %s = %d: the kernel never sends smaller '
             'segments, so use at least %d' % (value, TCP_MIN_SND_MSS, floor, floor),
             key=TCP_BASE_MSS, value=value)
-    if mtu is None:
-        return
-    limit = max_base_mss(mtu)
+    limit = max_base_mss(min(mtu or MAX_IPV4_MTU, MAX_IPV4_MTU))
     if value > limit:
+        if mtu is None or mtu > MAX_IPV4_MTU:
+            raise HostprepError(
+                'tcp_base_mss %d is above %d: no IPv4 TCP segment is bigger (%d bytes of datagram minus %d of '
+                'IPv4 and TCP headers); lower tcp_base_mss' % (value, limit, MAX_IPV4_MTU, IPV4_TCP_HEADERS),
+                key=TCP_BASE_MSS, value=value)
         where = 'of link %s' % link if link else '(option mtu)'
         raise HostprepError(
             'tcp_base_mss %d does not fit MTU %d %s: at most %d (the MTU minus %d bytes of IPv4 '

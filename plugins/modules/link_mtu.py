@@ -89,7 +89,11 @@ options:
       - Name of a network namespace (as made by C(ip netns add), under C(/var/run/netns)) or path of a
         namespace file. The module moves into it before it reads or changes anything, so links, routes
         and probes are those of the namespace.
-      - The namespace must exist; the module never creates it.
+      - The namespace must exist; the module never creates it. An empty value is refused (a templated
+        name that came out empty would otherwise select the host's own namespace).
+      - The host's network configuration describes the links of the host's own namespace, so with a
+        namespace other than the one the module starts in, O(persist=auto) persists nothing (see
+        RV(persist_note)) and any other O(persist) value but V(none) is refused.
     type: str
   persist:
     description:
@@ -109,7 +113,13 @@ options:
         device with a connection of its own; else V(networkd) when its link state file names a
         C(.network) file; else V(ifupdown) when a stanza exists; else fails and lists what it checked.
       - Persistence is planned before anything changes (so a link no stack manages fails the run with
-        nothing changed) and written only after verification passed.
+        nothing changed) and written only after verification passed. When writing it fails (a read-only or
+        immutable directory, a full disk), the files already written and the run-time MTUs are put back
+        and the module fails saying so, with RV(changes_made) and RV(changes_restored).
+      - With O(netns) naming another namespace than the host's own, V(auto) resolves to V(none) and the
+        methods V(networkmanager), V(networkd) and V(ifupdown) are refused, since the host's NetworkManager,
+        C(/run/systemd/netif/links/IFINDEX) and C(/etc/network/interfaces) describe host links, and an
+        index or name of the namespace found there would belong to a host link.
     type: str
     choices: [auto, networkmanager, networkd, ifupdown, none]
     default: none
@@ -117,6 +127,9 @@ options:
     description:
       - Directory under which the persistence files are read and written, in place of C(/); for tests
         and image builds. C(nmcli) always talks to the running NetworkManager.
+      - Must be an absolute path; an empty value is refused. Every file read or written must lie under it
+        once symbolic links and C(..) are resolved; an ifupdown C(source) or C(source-directory) line
+        (or a link) that leads outside it is refused, naming the file and line.
     type: path
     default: /
   verify_targets:
@@ -264,9 +277,27 @@ verify:
       description: The size of the full-size probe, the new MTU of that link.
       type: int
 rolled_back:
-  description: Whether a failed verification made the module restore the old MTUs.
+  description: Whether a failed verification or a failed persistence made the module restore the old MTUs.
   returned: always
   type: bool
+persist_note:
+  description: Why O(persist=auto) persisted nothing (with O(netns) naming another namespace than the host's own).
+  returned: when O(persist=auto) resolved to V(none) because of O(netns)
+  type: str
+  sample: "persist=auto with netns=storage resolves to persist=none: the host's network configuration does not
+    manage links of namespace storage, so the MTU is set at run time only; persist it where the namespace is created"
+changes_made:
+  description: On failure, what the run had changed before it failed (run-time MTUs, files written).
+  returned: failure
+  type: list
+  elements: str
+  sample: ["set the MTU of eth1 from 1500 to 9000"]
+changes_restored:
+  description: On failure, what the run put back.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["the MTU of eth1 back to 1500"]
 diff:
   description:
     - A list of before/after pairs. The first maps each link's name to its MTU; one more follows for each
@@ -279,13 +310,27 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
-    HostprepError, atomic_write, fail_from, run)
-from ansible_collections.hostprep.container_host.plugins.module_utils._link import Netlink, execute
+    atomic_write, changes_of, execute, run)
+from ansible_collections.hostprep.container_host.plugins.module_utils._link import Netlink, set_mtus
 from ansible_collections.hostprep.container_host.plugins.module_utils._netns import (
-    enter_netns, iproute, require_pyroute2)
+    enter_netns, iproute, is_own_netns, require_pyroute2)
 from ansible_collections.hostprep.container_host.plugins.module_utils._persist import Persister
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._pmtu import probe
+
+
+def link_mtu(module):
+    """The module's action: the netns is compared with our own before we enter it."""
+    params = module.params
+    persister = None
+    if params['persist'] != 'none':
+        persister = Persister(params['config_root'], run=lambda args, check_rc=True: run(module, args, check_rc=check_rc),
+                              write=lambda path, text: atomic_write(module, path, text), which=module.get_bin_path)
+    own_netns = is_own_netns(params['netns'])
+    enter_netns(params['netns'])
+    with iproute() as ipr:
+        return set_mtus(params, Netlink(ipr), persister, probe, module.check_mode, module.warn,
+                        changes_of(module), own_netns=own_netns)
 
 
 def main():
@@ -309,23 +354,7 @@ def main():
         supports_check_mode=True,
     )
     require_pyroute2(module)
-
-    def command(args, check_rc=True):
-        return run(module, args, check_rc=check_rc)
-
-    def write(path, text):
-        atomic_write(module, path, text)
-
-    persister = Persister(module.params['config_root'], run=command, write=write,
-                          which=module.get_bin_path)
-    try:
-        enter_netns(module.params['netns'])
-        with iproute() as ipr:
-            result = execute(module.params, Netlink(ipr), persister, probe, module.check_mode, module.warn)
-    except HostprepError as exc:
-        # exc.details (links, verify, rolled_back, changed) override these defaults
-        fail_from(module, exc, changed=False, rolled_back=False)
-    module.exit_json(**result)
+    execute(module, link_mtu, rolled_back=False)
 
 
 if __name__ == '__main__':

@@ -21,7 +21,10 @@ description:
   - Validates the values and their combination before it changes anything.
   - Both sysctls belong to a network namespace. With O(netns), the module works on that namespace's
     run-time values. The file under C(/etc/sysctl.d/) is applied at boot to the B(root) namespace
-    only; persistence for another namespace is the business of whatever creates it.
+    only, so with O(netns) the module does not write it (see O(persist)); persistence for another
+    namespace is the business of whatever creates it.
+  - When writing the file fails, the run-time values are put back and the module fails saying so, with
+    RV(changes_made) and RV(changes_restored).
   - Run time and file are compared and reported separately (RV(runtime_changed), RV(persist_changed)).
 author:
   - hostprep.container_host maintainers (@hostprep)
@@ -59,20 +62,26 @@ options:
     description:
       - Name of a network namespace (as made by C(ip netns add), under C(/var/run/netns)) or path of a
         namespace file. The module sets the namespace's run-time values.
-      - The namespace must exist; the module never creates it.
-      - O(sysctl_file) is still a file of the host; at boot it applies to the root namespace, not to
-        this one. Set O(persist=false) when only the namespace is meant.
+      - The namespace must exist; the module never creates it. An empty value is refused.
+      - O(sysctl_file) is a file of the host; at boot it applies to the root namespace, not to this one.
+        So with a namespace other than the one the module starts in, O(persist) defaults to V(false)
+        (see RV(persist_note)) and O(persist=true) is refused.
     type: str
   persist:
     description:
       - Also write the values to O(sysctl_file) so that they survive a reboot.
+      - Default V(true), but V(false) with O(netns) naming another namespace than the host's own, where
+        V(true) is refused.
     type: bool
-    default: true
   sysctl_file:
     description:
-      - The file under C(/etc/sysctl.d/) the module owns. It holds a header comment and only the keys
-        this module manages; keys set by an earlier run and not given now are kept.
+      - The file under C(/etc/sysctl.d/) the values are written to. A new file gets a header comment and
+        the keys given. In an existing file only the values of the keys given change (every assignment of
+        such a key) or are appended; other keys, comments, blank lines and lines systemd-sysctl cannot
+        parse are kept byte for byte, as are keys set by an earlier run and not given now.
       - Its name must end in C(.conf) for systemd-sysctl to read it.
+      - Refused when empty, relative, a symbolic link (a link to C(/dev/null) masks a vendor file of
+        that name), a directory or another non-regular file.
     type: path
     default: /etc/sysctl.d/90-hostprep-pmtud.conf
   mtu:
@@ -80,6 +89,8 @@ options:
       - The MTU O(tcp_base_mss) is checked against.
       - Default is the largest MTU of the namespace's non-loopback links (up or down), read through
         netlink.
+      - From 68 to 65535 (the largest IPv4 datagram, and the max_mtu of Ethernet and veth links).
+        Whatever the MTU, O(tcp_base_mss) is at most 65495.
     type: int
   backup:
     description:
@@ -89,7 +100,8 @@ options:
 requirements:
   - pyroute2 (when O(netns) is set, or O(tcp_base_mss) without O(mtu))
 notes:
-  - The kernel itself accepts any integer for both sysctls; the checks are the module's.
+  - The kernel itself accepts any integer for C(tcp_base_mss) (even negative ones) and 0 to 255 for
+    C(tcp_mtu_probing); the checks are the module's.
 seealso:
   - name: sysctl.d(5)
     description: The format of the persisted file.
@@ -150,10 +162,28 @@ backup_file:
   returned: when O(backup=true) and the file existed and changed
   type: str
   sample: /etc/sysctl.d/90-hostprep-pmtud.conf.12345.2025-01-01@00:00:00~
+persist_note:
+  description: Why the file was not written (O(persist) left unset with O(netns) naming another namespace).
+  returned: when O(persist) defaulted to V(false) because of O(netns)
+  type: str
+  sample: "persist defaults to false with netns=storage: a sysctl.d file applies at boot to the host's own
+    network namespace, never to namespace storage; the values are set at run time only"
+changes_made:
+  description: On failure, what the run had changed before it failed.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["set net.ipv4.tcp_mtu_probing from 0 to 1"]
+changes_restored:
+  description: On failure, what the run put back.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["net.ipv4.tcp_mtu_probing back to 0"]
 diff:
   description:
-    - Before and after; the first item covers the run-time values, the second (with O(persist=true))
-      the file content.
+    - Before and after; the first item covers the run-time values, the second (when the file is
+      written) the file content.
   returned: success, with C(--diff)
   type: list
   elements: dict
@@ -161,132 +191,8 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
-    HostprepError,
-    atomic_write,
-    execute,
-    read_text,
-)
-from ansible_collections.hostprep.container_host.plugins.module_utils._netns import (
-    enter_netns,
-    iproute,
-    require_pyroute2,
-)
-from ansible_collections.hostprep.container_host.plugins.module_utils._sysctl import (
-    DEFAULT_MIN_SND_MSS,
-    TCP_BASE_MSS,
-    TCP_MIN_SND_MSS,
-    TCP_MTU_PROBING,
-    ProcSys,
-    apply_runtime,
-    link_records,
-    links_from_records,
-    plan_managed_file,
-    plan_runtime,
-    validate_pmtud,
-)
-
-MANAGED_KEYS = (TCP_MTU_PROBING, TCP_BASE_MSS)
-HEADER = [
-    'Managed by hostprep.container_host.pmtud: edits here are overwritten by its next run.',
-    'systemd-sysctl applies this file at boot to the root network namespace only.',
-]
-
-
-def _as_text(values):
-    return ''.join('%s = %s\n' % (key, values[key]) for key in sorted(values))
-
-
-def _read(path):
-    try:
-        return read_text(path), None
-    except OSError as exc:
-        return None, exc
-
-
-def _write(module, path, content, backup):
-    try:
-        return atomic_write(module, path, content, mode=0o644, backup=backup), None
-    except OSError as exc:
-        return None, exc
-
-
-def run(module):
-    params = module.params
-    needs_links = params['tcp_base_mss'] is not None and params['mtu'] is None
-    if params['netns'] or needs_links:
-        require_pyroute2(module)
-    path = params['sysctl_file']
-    if params['persist'] and not path.endswith('.conf'):
-        module.warn('sysctl_file %s does not end in .conf: systemd-sysctl and "sysctl --system" '
-                    'ignore it at boot; rename it' % path)
-
-    enter_netns(params['netns'])
-    procsys = ProcSys()
-    current = dict((key, procsys.read(key)) for key in MANAGED_KEYS)
-    floor = int(procsys.read_default(TCP_MIN_SND_MSS, str(DEFAULT_MIN_SND_MSS)))
-    links = None
-    if needs_links:
-        with iproute() as ipr:
-            links = links_from_records(link_records(ipr))
-    warnings = validate_pmtud(params['tcp_mtu_probing'], params['tcp_base_mss'],
-                              int(current[TCP_MTU_PROBING]), floor, params['mtu'], links)
-
-    wanted = {}
-    for key, option in ((TCP_MTU_PROBING, 'tcp_mtu_probing'), (TCP_BASE_MSS, 'tcp_base_mss')):
-        if params[option] is not None:
-            wanted[key] = params[option]
-    runtime = plan_runtime(current, wanted)
-
-    file_plan = None
-    if params['persist']:
-        text, error = _read(path)
-        if error:
-            raise HostprepError('cannot read sysctl_file %s: %s; pass a file path under '
-                                '/etc/sysctl.d' % (path, error), sysctl_file=path)
-        file_plan = plan_managed_file(path, text, wanted, HEADER, MANAGED_KEYS)
-        if file_plan.dropped:
-            warnings.append('sysctl_file %s set keys this module does not manage (%s); they are '
-                            'removed from it: move them to a file of their own'
-                            % (path, ', '.join(file_plan.dropped)))
-        for problem in file_plan.errors:
-            warnings.append('sysctl_file %s: %s; the line is removed' % (path, problem))
-    for warning in warnings:
-        module.warn(warning)
-
-    scope = 'network namespace %s' % params['netns'] if params['netns'] else 'root network namespace'
-    after = dict(current, **runtime.after())
-    result = dict(
-        changed=False,
-        sysctls=dict((key, int(after[key])) for key in MANAGED_KEYS),
-        runtime=dict((key, {'before': int(value), 'after': int(runtime.after()[key])})
-                     for key, value in runtime.before().items()),
-        runtime_changed=runtime.changed,
-        persist_changed=bool(file_plan and file_plan.changed),
-        sysctl_file=path,
-        diff=[{
-            'before_header': 'run-time sysctls (%s)' % scope,
-            'after_header': 'run-time sysctls (%s)' % scope,
-            'before': _as_text(runtime.before()),
-            'after': _as_text(runtime.after()),
-        }],
-    )
-    if file_plan is not None:
-        result['diff'].append(file_plan.diff())
-    result['changed'] = result['runtime_changed'] or result['persist_changed']
-
-    if not module.check_mode:
-        apply_runtime(procsys, runtime)
-        if file_plan is not None and file_plan.changed:
-            backup_file, error = _write(module, path, file_plan.after, params['backup'])
-            if error:
-                raise HostprepError(
-                    'cannot write sysctl_file %s: %s; the run-time values are set, fix the path '
-                    'and run again to persist them' % (path, error),
-                    changed=result['runtime_changed'], sysctl_file=path)
-            if backup_file:
-                result['backup_file'] = backup_file
-    return result
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
+from ansible_collections.hostprep.container_host.plugins.module_utils._pmtud import manage
 
 
 def main():
@@ -295,7 +201,7 @@ def main():
             tcp_mtu_probing=dict(type='int', choices=[0, 1, 2]),
             tcp_base_mss=dict(type='int'),
             netns=dict(type='str'),
-            persist=dict(type='bool', default=True),
+            persist=dict(type='bool'),
             sysctl_file=dict(type='path', default='/etc/sysctl.d/90-hostprep-pmtud.conf'),
             mtu=dict(type='int'),
             backup=dict(type='bool', default=False),
@@ -303,7 +209,7 @@ def main():
         required_one_of=[('tcp_mtu_probing', 'tcp_base_mss')],
         supports_check_mode=True,
     )
-    execute(module, run)
+    execute(module, manage)
 
 
 if __name__ == '__main__':

@@ -9,12 +9,19 @@ import os
 import pytest
 from pyroute2 import NetNS
 
+from netns_host import inventory_in  # pylint: disable=import-error
+
 MODULE = 'hostprep.container_host.link_mtu'
 
 
 def run(ansible, args: dict, check: bool = False) -> dict:
-    """The module under test through one real ansible-playbook run."""
-    return ansible.module(MODULE, args, check=check)
+    """The module under test through one real ansible-playbook run. A run that
+    persists runs inside its netns, which is then the module's own namespace:
+    persistence is refused for any other (test_guards_network.py)."""
+    inventory = None
+    if args.get('persist', 'none') != 'none' and args.get('netns'):
+        inventory = inventory_in(ansible, args['netns'])
+    return ansible.module(MODULE, args, check=check, inventory=inventory)
 
 
 def kernel(lab) -> dict[str, dict]:

@@ -18,17 +18,27 @@ import uuid
 import pytest
 from pyroute2 import NetNS, netns
 
+from netns_host import inventory_in  # pylint: disable=import-error
+
 MODULE = 'hostprep.container_host.pmtud'
 PROBING = 'net.ipv4.tcp_mtu_probing'
 BASE_MSS = 'net.ipv4.tcp_base_mss'
-HEADER = ('# Managed by hostprep.container_host.pmtud: edits here are overwritten by its next run.\n'
+HEADER = ('# Written by hostprep.container_host.pmtud: its runs set net.ipv4.tcp_mtu_probing and '
+          'net.ipv4.tcp_base_mss here.\n'
           '# systemd-sysctl applies this file at boot to the root network namespace only.\n')
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', 'unit', 'fixtures', 'sysctl')
 
 
 def run(ansible, args: dict, check: bool = False) -> dict:
-    """The module under test through one real ansible-playbook run."""
-    return ansible.module(MODULE, args, check=check)
+    """The module under test through one real ansible-playbook run. With the
+    netns of a namespace this file made, the module runs inside it, so that
+    namespace is the module's own and the sysctl_file may be written (a
+    sysctl.d file applies to the namespace the host's systemd-sysctl runs in)."""
+    netns = args.get('netns')
+    inventory = None
+    if netns and netns.startswith('hpm') and os.path.exists(os.path.join('/var/run/netns', netns)):
+        inventory = inventory_in(ansible, netns)
+    return ansible.module(MODULE, args, check=check, inventory=inventory)
 
 
 def ns_sysctl(ns: str, key: str) -> int:
@@ -155,16 +165,17 @@ def test_persist_false_touches_no_file(ansible, ns, conf):
     assert not os.path.exists(os.path.dirname(conf))
 
 
-def test_hand_written_file_is_taken_over_with_warnings(ansible, ns, conf):
+def test_hand_written_file_keeps_what_the_module_does_not_manage(ansible, ns, conf):
     os.makedirs(os.path.dirname(conf))
+    before = read(os.path.join(FIXTURES, 'admin-90-storage-tuning.conf'))
     with open(conf, 'w', encoding='utf-8') as handle:
-        handle.write(read(os.path.join(FIXTURES, 'admin-90-storage-tuning.conf')))
+        handle.write(before)
     ns_set(ns, PROBING, 2)
-    result = run(ansible, {'netns': ns, 'tcp_base_mss': 1024, 'sysctl_file': conf})
+    result = run(ansible, {'netns': ns, 'tcp_base_mss': 1100, 'sysctl_file': conf})
     assert not result.get('failed'), result.get('msg')
-    assert result['persist_changed'] and not result['runtime_changed']
-    assert any('net.ipv4.tcp_rmem' in w and 'move them to a file of their own' in w for w in result['warnings'])
-    assert read(conf) == HEADER + 'net.ipv4.tcp_base_mss = 1024\nnet.ipv4.tcp_mtu_probing = 2\n'
+    assert result['persist_changed'] and result['runtime_changed']
+    assert any('line 22 is not an assignment' in w and 'leaves it as it is' in w for w in result['warnings'])
+    assert read(conf) == before.replace('net.ipv4.tcp_base_mss = 1024', 'net.ipv4.tcp_base_mss = 1100')
 
 
 def test_base_mss_without_probing_warns(ansible, ns, conf):
@@ -211,8 +222,8 @@ def test_bad_input_fails_clearly_and_changes_nothing(ansible, ns, conf, args, me
     assert not os.path.exists(conf)
 
 
-def test_unreadable_sysctl_file_fails_before_any_change(ansible, ns, tmp_path):
+def test_directory_as_sysctl_file_fails_before_any_change(ansible, ns, tmp_path):
     result = run(ansible, {'netns': ns, 'tcp_mtu_probing': 1, 'sysctl_file': str(tmp_path)})
-    assert result['failed']
-    assert result['msg'].startswith('cannot read sysctl_file %s: ' % tmp_path)
+    assert result['failed'] and result['changed'] is False
+    assert result['msg'].startswith('sysctl_file %s is a directory' % tmp_path)
     assert ns_sysctl(ns, PROBING) == 0

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.hostprep.container_host.plugins.module_utils import _link
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import Changes, HostprepError
 from ansible_collections.hostprep.container_host.plugins.module_utils._pmtu import ProbeResult
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'unit', 'fixtures', 'link')
@@ -281,10 +281,10 @@ def params(**kw):
     return base
 
 
-def test_execute_check_mode_changes_nothing(host_links, routes):
+def test_set_mtus_check_mode_changes_nothing(host_links, routes):
     nl = FakeNetlink(host_links, routes)
     probe = FakeProbe()
-    result = _link.execute(params(verify_targets=['198.18.9.1']), nl, None, probe, True, lambda m: None)
+    result = _link.set_mtus(params(verify_targets=['198.18.9.1']), nl, None, probe, True, lambda m: None)
     assert result['changed'] and nl.sets == []
     assert result['links'][0]['mtu_before'] == 1500 and result['links'][0]['mtu_after'] == 9000
     assert result['verify'][0]['reachable'] is True and result['verify'][0]['full_size_ok'] is None
@@ -292,20 +292,20 @@ def test_execute_check_mode_changes_nothing(host_links, routes):
     assert result['diff'][0] == {'before': {'eth1': 1500}, 'after': {'eth1': 9000}}
 
 
-def test_execute_apply_then_idempotent(host_links, routes):
+def test_set_mtus_apply_then_idempotent(host_links, routes):
     nl = FakeNetlink(host_links, routes)
-    first = _link.execute(params(), nl, None, None, False, lambda m: None)
+    first = _link.set_mtus(params(), nl, None, None, False, lambda m: None)
     assert first['changed'] and nl.sets == [(by_name(host_links, 'eth1').ifindex, 9000)]
-    second = _link.execute(params(), nl, None, None, False, lambda m: None)
+    second = _link.set_mtus(params(), nl, None, None, False, lambda m: None)
     assert not second['changed'] and len(nl.sets) == 1
     assert second['links'][0]['mtu_before'] == second['links'][0]['mtu_after'] == 9000
 
 
-def test_execute_verification_failure_rolls_back(host_links, routes):
+def test_set_mtus_verification_failure_rolls_back(host_links, routes):
     nl = FakeNetlink(host_links, routes)
     probe = FakeProbe(big='timeout')
     with pytest.raises(HostprepError) as err:
-        _link.execute(params(links=[{'name': 'eth1'}, {'name': 'eth0', 'mtu': 4000}],
+        _link.set_mtus(params(links=[{'name': 'eth1'}, {'name': 'eth0', 'mtu': 4000}],
                              verify_targets=['198.18.9.1']), nl, None, probe, False, lambda m: None)
     exc = err.value
     assert exc.details['rolled_back'] is True and exc.details['changed'] is False
@@ -315,38 +315,38 @@ def test_execute_verification_failure_rolls_back(host_links, routes):
     assert exc.details['verify'][0]['size'] == 9000 and exc.details['verify'][0]['full_size_ok'] is False
 
 
-def test_execute_verification_failure_without_rollback(host_links, routes):
+def test_set_mtus_verification_failure_without_rollback(host_links, routes):
     nl = FakeNetlink(host_links, routes)
     with pytest.raises(HostprepError, match='rollback=false, so the new MTU stays') as err:
-        _link.execute(params(verify_targets=['198.18.9.1'], rollback=False), nl, None,
+        _link.set_mtus(params(verify_targets=['198.18.9.1'], rollback=False), nl, None,
                       FakeProbe(big='timeout'), False, lambda m: None)
     assert err.value.details['rolled_back'] is False and nl.mtu_of('eth1') == 9000
 
 
-def test_execute_verify_target_silent_before_change(host_links, routes):
+def test_set_mtus_verify_target_silent_before_change(host_links, routes):
     nl = FakeNetlink(host_links, routes)
     with pytest.raises(HostprepError, match='verify target 198.18.9.1 does not answer before the change'):
-        _link.execute(params(verify_targets=['198.18.9.1']), nl, None, FakeProbe(small='timeout'),
+        _link.set_mtus(params(verify_targets=['198.18.9.1']), nl, None, FakeProbe(small='timeout'),
                       False, lambda m: None)
     assert nl.sets == []
 
 
-def test_execute_bad_verify_target(host_links, routes):
+def test_set_mtus_bad_verify_target(host_links, routes):
     with pytest.raises(HostprepError, match=r"verify_targets\[0\] 'peer' is not an IP address"):
-        _link.execute(params(verify_targets=['peer']), FakeNetlink(host_links, routes), None,
+        _link.set_mtus(params(verify_targets=['peer']), FakeNetlink(host_links, routes), None,
                       FakeProbe(), False, lambda m: None)
 
 
-def test_execute_validates_all_before_changing_any(host_links, routes):
+def test_set_mtus_validates_all_before_changing_any(host_links, routes):
     nl = FakeNetlink(host_links, routes)
     with pytest.raises(HostprepError, match='link eth7 does not exist'):
-        _link.execute(params(links=[{'name': 'eth1'}, {'name': 'eth7'}]), nl, None, None, False, lambda m: None)
+        _link.set_mtus(params(links=[{'name': 'eth1'}, {'name': 'eth7'}]), nl, None, None, False, lambda m: None)
     assert nl.sets == []
 
 
-def test_execute_warns_below_ipv6_minimum(host_links, routes):
+def test_set_mtus_warns_below_ipv6_minimum(host_links, routes):
     warnings = []
-    _link.execute(params(mtu=1200), FakeNetlink(host_links, routes), None, None, True, warnings.append)
+    _link.set_mtus(params(mtu=1200), FakeNetlink(host_links, routes), None, None, True, warnings.append)
     assert len(warnings) == 1 and 'IPv6' in warnings[0]
 
 
@@ -358,3 +358,84 @@ def test_apply_changes_restores_on_partial_failure(host_links, routes):
     with pytest.raises(HostprepError, match='setting MTU 9000 on eth1 failed.*restored eth0 to 9000'):
         _link.apply_changes(nl, _link.unique_changes(planned))
     assert nl.sets == [(eth0.ifindex, 4000), (eth0.ifindex, 9000)]
+
+
+# --- persistence and namespaces --------------------------------------------
+
+@pytest.mark.parametrize('persist, netns, own, expected', [
+    ('auto', None, True, ('auto', False)),
+    ('ifupdown', 'storage', True, ('ifupdown', False)),    # the netns is the host's own namespace
+    ('none', 'storage', False, ('none', False)),
+    ('auto', 'storage', False, ('none', True)),
+])
+def test_persist_in_netns(persist, netns, own, expected):
+    method, note = _link.persist_in_netns(persist, netns, own)
+    assert (method, bool(note)) == expected
+    if note:
+        assert "persist=auto with netns=storage resolves to persist=none: the host's network configuration does " \
+               'not manage links of namespace storage' in note
+
+
+@pytest.mark.parametrize('persist', ['networkd', 'networkmanager', 'ifupdown'])
+def test_persist_in_netns_refuses_explicit_methods(persist):
+    with pytest.raises(HostprepError, match="persist=%s with netns=storage: the host's network configuration does "
+                                            'not manage links of namespace storage; use persist=none' % persist):
+        _link.persist_in_netns(persist, 'storage', False)
+
+
+def test_set_mtus_auto_in_a_namespace_persists_nothing(host_links, routes):
+    warnings = []
+    result = _link.set_mtus(params(persist='auto', netns='storage'), FakeNetlink(host_links, routes), None, None,
+                            False, warnings.append, own_netns=False)
+    assert result['persist_method'] == 'none' and 'resolves to persist=none' in result['persist_note']
+    assert result['links'][0]['persist'] == {'method': 'none', 'path': None, 'changed': False}
+    assert warnings == [result['persist_note']]
+
+
+class FailingPersister:
+    """Plans that write into a dict; the plan of failing_ifindex raises OSError."""
+
+    def __init__(self, failing_ifindex):
+        self.failing = failing_ifindex
+        self.files = {}
+
+    def detect(self, ifname, ifindex):
+        return 'ifupdown'
+
+    def plan(self, method, ifname, ifindex, mtu):
+        from ansible_collections.hostprep.container_host.plugins.module_utils._persist import PersistPlan
+        path = '/root/%s' % ifname
+
+        def apply():
+            if ifindex == self.failing:
+                raise PermissionError(1, 'Operation not permitted', path)
+            self.files[path] = mtu
+        return PersistPlan(method, path, '', 'mtu %d\n' % mtu, apply=apply, undo=lambda: self.files.pop(path))
+
+
+def test_set_mtus_failed_persistence_puts_everything_back(host_links, routes):
+    eth0, eth1 = by_name(host_links, 'eth0'), by_name(host_links, 'eth1')
+    nl = FakeNetlink(host_links, routes)
+    persister = FailingPersister(eth1.ifindex)
+    record = Changes()
+    with pytest.raises(HostprepError) as err:
+        _link.set_mtus(params(links=[{'name': 'eth0', 'mtu': 4000}, {'name': 'eth1'}], persist='ifupdown'),
+                       nl, persister, None, False, lambda m: None, record)
+    msg = err.value.msg
+    assert 'persisting the MTU of eth1 with ifupdown failed (/root/eth1): Operation not permitted (/root/eth1)' in msg
+    assert 'The run-time MTU is restored (eth1 to 1500, eth0 to 9000)' in msg
+    assert nl.mtu_of('eth0') == 9000 and nl.mtu_of('eth1') == 1500 and persister.files == {}
+    assert err.value.details['rolled_back'] is True
+    assert record.done == ['set the MTU of eth0 from 9000 to 4000', 'set the MTU of eth1 from 1500 to 9000',
+                           'wrote the MTU into /root/eth0']
+    assert record.undone == ['put back /root/eth0', 'the MTU of eth1 back to 1500', 'the MTU of eth0 back to 9000']
+    assert not record.changed
+
+
+def test_set_mtus_failed_persistence_of_a_file_only_change(host_links, routes):
+    eth1 = by_name(host_links, 'eth1')
+    record = Changes()
+    with pytest.raises(HostprepError, match='no run-time MTU had changed'):
+        _link.set_mtus(params(mtu=1500, persist='ifupdown'), FakeNetlink(host_links, routes),
+                       FailingPersister(eth1.ifindex), None, False, lambda m: None, record)
+    assert record.done == [] and not record.changed

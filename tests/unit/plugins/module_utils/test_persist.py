@@ -181,7 +181,7 @@ def test_set_ifupdown_mtu_without_stanza():
 
 def test_ifupdown_sources():
     assert _persist.ifupdown_sources(text('ifupdown/etc/network/interfaces')) == [
-        ('source', '/etc/network/interfaces.d/*')]
+        (4, 'source', '/etc/network/interfaces.d/*')]
 
 
 # --- detection and plans under a config_root ---------------------------------------
@@ -270,3 +270,99 @@ def test_auto_lists_what_it_checked(tmp_path):
 def test_auto_skips_networkmanager_that_does_not_manage_the_device(root):
     persister = _persist.Persister(str(root), run=FakeNmcli(), write=None, which=lambda n: '/usr/bin/nmcli')
     assert persister.detect('eth2', 9) == 'ifupdown'   # NM: unmanaged; stanza in interfaces.d/storage
+
+
+# --- config_root: nothing read or written outside it -----------------------------------
+
+@pytest.mark.parametrize('line', [
+    'source ../../../../../../../etc/network/interfaces.d/*',
+    'source /../../../../../../../../etc/hostname',
+    'source-directory ../../../../../../../../etc/network',
+])
+def test_ifupdown_source_outside_config_root_is_refused(root, line):
+    (root / 'etc/network/interfaces').write_text('auto lo\n%s\n' % line)
+    persister = _persist.Persister(str(root), run=None, write=None, which=no_nmcli)
+    with pytest.raises(HostprepError) as err:
+        persister.plan('ifupdown', 'eth1', 7, 9000)
+    kind, arg = line.split()
+    assert '"%s %s" (%s line 2) leads to' % (kind, arg, root / 'etc/network/interfaces') in err.value.msg
+    assert 'outside config_root %s' % root in err.value.msg
+
+
+def test_ifupdown_file_linked_outside_config_root_is_refused(root, tmp_path_factory):
+    outside = tmp_path_factory.mktemp('outside') / 'storage'
+    outside.write_text('iface eth1 inet manual\n')
+    (root / 'etc/network/interfaces.d/storage').unlink()
+    os.symlink(str(outside), str(root / 'etc/network/interfaces.d/storage'))
+    persister = _persist.Persister(str(root), run=None, write=None, which=no_nmcli)
+    with pytest.raises(HostprepError, match='file .*storage, read through "source /etc/network/interfaces.d/\\*" '
+                                            '\\(.*interfaces line 4\\), leads to %s, outside config_root' % outside):
+        persister.detect('eth1', 7)
+    assert outside.read_text() == 'iface eth1 inet manual\n'
+
+
+def test_ifupdown_link_inside_config_root_is_written_through(root):
+    storage = root / 'etc/network/interfaces.d/storage'
+    real = root / 'etc/network/storage.real'
+    storage.rename(real)
+    os.symlink('../storage.real', str(storage))
+    store = []
+    plan = _persist.Persister(str(root), run=None, write=written_to(store), which=no_nmcli).plan('ifupdown', 'eth1', 7, 9000)
+    plan.apply()
+    assert store == [str(real)] and os.path.islink(str(storage)) and 'mtu 9000' in real.read_text()
+
+
+def test_networkd_state_file_linked_outside_is_refused(root, tmp_path_factory):
+    outside = tmp_path_factory.mktemp('outside') / '7'
+    outside.write_text(text('networkd_state_configured'))
+    links = root / 'run/systemd/netif/links'
+    links.mkdir(parents=True)
+    os.symlink(str(outside), str(links / '7'))
+    with pytest.raises(HostprepError, match='systemd-networkd link state file .* outside config_root'):
+        _persist.Persister(str(root), run=None, write=None, which=no_nmcli).plan('networkd', 'eth1', 7, 9000)
+
+
+@pytest.mark.parametrize('config_root, words', [('', 'config_root is empty'), ('  ', 'config_root is empty'),
+                                                (None, 'config_root is empty'), ('etc', 'not an absolute path')])
+def test_config_root_must_be_given_and_absolute(config_root, words):
+    with pytest.raises(HostprepError, match=words):
+        _persist.Persister(config_root, run=None, write=None, which=no_nmcli)
+
+
+def test_networkd_plan_undo_removes_the_dropin_and_its_directory(root):
+    links = root / 'run/systemd/netif/links'
+    links.mkdir(parents=True)
+    (links / '7').write_text(text('networkd_state_configured'))
+    plan = _persist.Persister(str(root), run=None, write=written_to([]), which=no_nmcli).plan('networkd', 'eth1', 7, 9000)
+    plan.apply()
+    assert os.path.exists(plan.path)
+    plan.undo()
+    assert not (root / 'etc/systemd').exists()
+
+
+def test_ifupdown_plan_undo_writes_the_old_text_back(root):
+    storage = root / 'etc/network/interfaces.d/storage'
+    before = storage.read_text()
+    plan = _persist.Persister(str(root), run=None, write=written_to([]), which=no_nmcli).plan('ifupdown', 'eth1', 7, 9000)
+    plan.apply()
+    assert storage.read_text() != before
+    plan.undo()
+    assert storage.read_text() == before
+
+
+def test_failed_write_leaves_no_directory_behind(root):
+    links = root / 'run/systemd/netif/links'
+    links.mkdir(parents=True)
+    (links / '7').write_text(text('networkd_state_configured'))
+
+    def write(path, content):
+        raise PermissionError(1, 'Operation not permitted', path)
+    plan = _persist.Persister(str(root), run=None, write=write, which=no_nmcli).plan('networkd', 'eth1', 7, 9000)
+    with pytest.raises(PermissionError):
+        plan.apply()
+    assert not (root / 'etc/systemd').exists()
+
+
+def test_missing_dirs():
+    assert _persist.missing_dirs('/') == []
+    assert _persist.missing_dirs('/proc/hostprep-none/a') == ['/proc/hostprep-none', '/proc/hostprep-none/a']

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import Changes, HostprepError
 from ansible_collections.hostprep.container_host.plugins.module_utils import _sysctl as s
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'sysctl')
@@ -98,7 +98,7 @@ def test_plan_and_apply_runtime(tmp_path):
     assert not again.changed
 
 
-def test_apply_runtime_partial_failure_reports_what_was_written(tmp_path):
+def test_apply_runtime_partial_failure_puts_back_what_was_written(tmp_path):
     ipv4 = tmp_path / 'net' / 'ipv4'
     ipv4.mkdir(parents=True)
     (ipv4 / 'tcp_base_mss').write_text('1024\n')
@@ -106,10 +106,12 @@ def test_apply_runtime_partial_failure_reports_what_was_written(tmp_path):
     plan = s.Differences()
     plan.add(s.TCP_BASE_MSS, '1024', '1200')
     plan.add('net.ipv4.missing', '0', '1')
-    with pytest.raises(HostprepError) as info:
-        s.apply_runtime(proc, plan)
-    assert info.value.details['written'] == [s.TCP_BASE_MSS]
-    assert info.value.details['changed'] is True
+    record = Changes()
+    with pytest.raises(HostprepError, match='net.ipv4.missing'):
+        s.apply_runtime(proc, plan, record)
+    assert (ipv4 / 'tcp_base_mss').read_text() == '1024\n'
+    assert record.done == ['set net.ipv4.tcp_base_mss from 1024 to 1200']
+    assert record.undone == ['net.ipv4.tcp_base_mss back to 1024'] and not record.changed
 
 
 # sysctl.d parsing ------------------------------------------------------------
@@ -175,47 +177,79 @@ def test_render_managed_file():
 
 
 def test_plan_new_file():
-    plan = s.plan_managed_file('/etc/sysctl.d/90-x.conf', None, {s.TCP_MTU_PROBING: 1}, HEADER, PMTUD_KEYS)
+    plan = s.plan_managed_file('/etc/sysctl.d/90-x.conf', None, {s.TCP_MTU_PROBING: 1}, HEADER)
     assert plan.changed and plan.before is None
     assert plan.values == {s.TCP_MTU_PROBING: '1'}
     assert plan.diff()['before'] == '' and plan.diff()['before_header'] == '/etc/sysctl.d/90-x.conf (absent)'
 
 
 def test_plan_is_idempotent_and_keeps_earlier_keys():
-    first = s.plan_managed_file('f.conf', None, {s.TCP_BASE_MSS: 1200, s.TCP_MTU_PROBING: 1}, HEADER, PMTUD_KEYS)
-    same = s.plan_managed_file('f.conf', first.after, {s.TCP_MTU_PROBING: 1}, HEADER, PMTUD_KEYS)
+    first = s.plan_managed_file('f.conf', None, {s.TCP_BASE_MSS: 1200, s.TCP_MTU_PROBING: 1}, HEADER)
+    same = s.plan_managed_file('f.conf', first.after, {s.TCP_MTU_PROBING: 1}, HEADER)
     assert not same.changed
     assert same.values == {s.TCP_BASE_MSS: '1200', s.TCP_MTU_PROBING: '1'}
-    other = s.plan_managed_file('f.conf', first.after, {s.TCP_MTU_PROBING: 2}, HEADER, PMTUD_KEYS)
+    other = s.plan_managed_file('f.conf', first.after, {s.TCP_MTU_PROBING: 2}, HEADER)
     assert other.changed
-    assert other.after.endswith('net.ipv4.tcp_base_mss = 1200\nnet.ipv4.tcp_mtu_probing = 2\n')
+    assert other.after == first.after.replace('tcp_mtu_probing = 1', 'tcp_mtu_probing = 2')
 
 
-def test_plan_over_a_hand_written_file_drops_foreign_keys():
-    plan = s.plan_managed_file('f.conf', fixture('admin-90-storage-tuning.conf'),
-                               {s.TCP_BASE_MSS: 1100}, HEADER, PMTUD_KEYS)
-    assert plan.values == {s.TCP_MTU_PROBING: '2', s.TCP_BASE_MSS: '1100'}
-    assert plan.dropped == ['net.ipv4.tcp_rmem', 'net.core.rmem_max', 'net.ipv4.conf.eth0/100.rp_filter',
-                            'net.ipv4.tcp_congestion_control']
+def test_plan_over_a_hand_written_file_keeps_every_other_byte():
+    """Other keys, comments, ';' comments, the slash form, the '-' prefix and
+    even unparsable lines stay; both assignments of tcp_mtu_probing change
+    (the last one wins at boot) and only their values change."""
+    before = fixture('admin-90-storage-tuning.conf')
+    plan = s.plan_managed_file('f.conf', before, {s.TCP_BASE_MSS: 1100, s.TCP_MTU_PROBING: 1}, HEADER)
+    assert plan.after == before.replace('net.ipv4.tcp_base_mss = 1024', 'net.ipv4.tcp_base_mss = 1100') \
+        .replace('\tnet.ipv4.tcp_mtu_probing = 2   ', '\tnet.ipv4.tcp_mtu_probing = 1   ')
+    assert plan.values[s.TCP_MTU_PROBING] == '1' and plan.values['net.ipv4.tcp_rmem'] == '4096\t131072\t 6291456'
     assert len(plan.errors) == 2
 
 
-def test_plan_without_managed_keys_keeps_everything():
-    plan = s.plan_managed_file('f.conf', fixture('debian12-procps-99-protect-links.conf'),
-                               {'fs.protected_regular': 1}, ['x'])
-    assert plan.dropped == []
-    assert plan.values['fs.protected_regular'] == '1'
-    assert plan.after == '# x\nfs.protected_fifos = 1\nfs.protected_hardlinks = 1\n' \
-                         'fs.protected_regular = 1\nfs.protected_symlinks = 1\n'
+def test_plan_appends_missing_keys_at_the_end():
+    before = fixture('debian12-procps-99-protect-links.conf')
+    plan = s.plan_managed_file('f.conf', before.rstrip('\n'), {s.TCP_MTU_PROBING: 1}, ['x'])
+    assert plan.after == before.rstrip('\n') + '\nnet.ipv4.tcp_mtu_probing = 1\n'
+    assert plan.values['fs.protected_regular'] == '2'
 
 
-def test_plan_normalizes_equivalent_file_once():
-    """An equal value written differently (no header, key=value) is rewritten
-    once in the module's form, then left alone."""
-    plan = s.plan_managed_file('f.conf', 'net.ipv4.tcp_mtu_probing=1\n', {s.TCP_MTU_PROBING: 1},
-                               HEADER, PMTUD_KEYS)
-    assert plan.changed
-    assert not s.plan_managed_file('f.conf', plan.after, {s.TCP_MTU_PROBING: 1}, HEADER, PMTUD_KEYS).changed
+@pytest.mark.parametrize('text', ['net.ipv4.tcp_mtu_probing=1\n',
+                                  '-net/ipv4/tcp_mtu_probing =  1\n'])
+def test_plan_leaves_an_equal_value_alone(text):
+    """An equal value written differently is not rewritten."""
+    assert not s.plan_managed_file('f.conf', text, {s.TCP_MTU_PROBING: 1}, HEADER).changed
+
+
+def test_set_sysctl_values_changes_only_the_value():
+    assert s.set_sysctl_values('-net/ipv4/tcp_base_mss\t=  900  \r\n', {s.TCP_BASE_MSS: 1024}) == \
+        '-net/ipv4/tcp_base_mss\t=  1024  \r\n'
+    assert s.set_sysctl_values('# net.ipv4.tcp_base_mss = 900\n', {s.TCP_BASE_MSS: 1024}) == \
+        '# net.ipv4.tcp_base_mss = 900\nnet.ipv4.tcp_base_mss = 1024\n'
+    assert s.set_sysctl_values('', {s.TCP_BASE_MSS: 1024}) == 'net.ipv4.tcp_base_mss = 1024\n'
+
+
+@pytest.mark.parametrize('kind, words', [
+    ('empty', 'sysctl_file is empty'),
+    ('relative', 'is not an absolute path'),
+    ('symlink', 'is a symbolic link to /dev/null'),
+    ('directory', 'is a directory'),
+    ('fifo', 'is not a regular file'),
+])
+def test_check_sysctl_d_file(tmp_path, kind, words):
+    path = {'empty': '', 'relative': 'sysctl.d/x.conf'}.get(kind, str(tmp_path / 'x.conf'))
+    if kind == 'symlink':
+        os.symlink('/dev/null', path)
+    elif kind == 'directory':
+        os.mkdir(path)
+    elif kind == 'fifo':
+        os.mkfifo(path)
+    with pytest.raises(HostprepError, match=words):
+        s.check_sysctl_d_file(path)
+
+
+def test_check_sysctl_d_file_accepts_a_new_or_regular_file(tmp_path):
+    assert s.check_sysctl_d_file(str(tmp_path / 'new.conf')) == str(tmp_path / 'new.conf')
+    (tmp_path / 'old.conf').write_text('x = 1\n')
+    assert s.check_sysctl_d_file(str(tmp_path / 'old.conf'))
 
 
 # links -----------------------------------------------------------------------
@@ -283,6 +317,18 @@ def test_base_mss_below_floor():
 def test_mtu_option_too_small():
     with pytest.raises(HostprepError, match='mtu 40 is below 68'):
         s.validate_pmtud(1, None, 0, 48, 40, None)
+
+
+def test_mtu_option_too_big():
+    with pytest.raises(HostprepError, match='mtu 65536 is above 65535, the largest IPv4 datagram'):
+        s.validate_pmtud(1, None, 0, 48, 65536, None)
+    assert s.validate_pmtud(1, 65495, 0, 48, 65535, None) == []
+
+
+@pytest.mark.parametrize('links_given', [None, [s.Link('lo', 65536, True)]])
+def test_base_mss_bounded_without_an_mtu(links_given):
+    with pytest.raises(HostprepError, match='tcp_base_mss 65496 is above 65495: no IPv4 TCP segment is bigger'):
+        s.validate_pmtud(1, 65496, 0, 48, None, links_given)
 
 
 @pytest.mark.parametrize('wanted, current, warns', [

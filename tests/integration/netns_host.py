@@ -1,0 +1,30 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A network namespace that plays the managed host: Ansible runs the modules
+inside it.
+
+A module that persists network configuration or sysctl.d files must only do
+so for the namespace it was started in (the host's own). To test that for
+real without touching the host, the module process itself is started in a
+namespace of the test's own: the inventory's ansible_python_interpreter is a
+wrapper that runs Python through "ip netns exec NAME". Links, sysctls and
+/proc/self/ns/net are then those of that namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def python_in(netns: str, workdir: str) -> str:
+    """The path of an interpreter wrapper that runs Python inside netns."""
+    path = os.path.join(workdir, 'python-in-%s' % netns)
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (netns, sys.executable))
+    os.chmod(path, 0o755)
+    return path
+
+
+def inventory_in(ansible, netns: str) -> str:
+    """An inventory whose one host runs its modules inside netns."""
+    return ansible.inventory({'in-%s' % netns: {'ansible_python_interpreter': python_in(netns, ansible.workdir)}})
