@@ -12,10 +12,12 @@ and value, and the report then shows that host's trend.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import typing as t
 from html.parser import HTMLParser
 
 import pytest
@@ -28,21 +30,23 @@ LABEL = 'io.hostprep.cow-benchmark'
 HOSTS = {'lab-btrfs': ('btrfs', 'btrfs'), 'lab-xfs': ('xfs', 'overlay2'), 'lab-vfs': ('ext4', 'vfs')}
 
 
-@pytest.fixture(scope='module')
-def engines():
-    for tool in ('dockerd', 'containerd', 'losetup', 'mkfs.xfs', 'mkfs.btrfs', 'mkfs.ext4', 'btrfs'):
+@contextlib.contextmanager
+def private_engines(hosts: dict[str, tuple[str, str]], prefix: str = 'hp-val-') -> t.Iterator[dict[str, PrivateDockerd]]:
+    """One private dockerd per host (host -> (fstype, driver)), its data
+    root on its own loop filesystem of that type; all removed at the end."""
+    fstypes = sorted({fstype for fstype, dummy in hosts.values()})
+    for tool in ['dockerd', 'containerd', 'losetup'] + ['mkfs.%s' % fstype for fstype in fstypes] + ['btrfs'] * ('btrfs' in fstypes):
         require(shutil.which(tool) is not None, tool)
-    workdir = tempfile.mkdtemp(prefix='hp-val-')
+    workdir = tempfile.mkdtemp(prefix=prefix)
     started: dict[str, PrivateDockerd] = {}
     try:
-        with loop_filesystem(workdir, 'btrfs', 320) as btrfs, loop_filesystem(workdir, 'xfs', 320) as xfs, \
-                loop_filesystem(workdir, 'ext4', 320) as ext4:
-            mounts = {'lab-btrfs': btrfs, 'lab-xfs': xfs, 'lab-vfs': ext4}
+        with contextlib.ExitStack() as stack:
             try:
-                for host, (dummy, driver) in HOSTS.items():
+                for host, (fstype, driver) in hosts.items():
+                    mount = stack.enter_context(loop_filesystem(workdir, fstype, 320))
                     case = os.path.join(workdir, host)
                     os.makedirs(case)
-                    started[host] = PrivateDockerd(case, data_root=os.path.join(mounts[host], 'docker'),
+                    started[host] = PrivateDockerd(case, data_root=os.path.join(mount, 'docker'),
                                                    storage_driver=driver).start()
                 yield started
             finally:
@@ -50,6 +54,12 @@ def engines():
                     engine.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def engines():
+    with private_engines(HOSTS) as started:
+        yield started
 
 
 class Charts(HTMLParser):

@@ -5,13 +5,25 @@
 """Fleet report of role hostprep.container_host.validate, run on the controller.
 
 ``record``: read one host's result (JSON on stdin: {"result": ..., "limits":
-{...}}), compare it with the limits, store it as
+{...}}), check its shape, compare it with the limits, store it as
 ``DIR/runs/HOST/TIMESTAMP.json`` (keeping the last KEEP runs of the host) and
-print the violations as JSON.
+print the violations as JSON. A result that cannot be used (a string where a
+number belongs, a missing key, another shape, not JSON) is stored as it came,
+its limits are not checked, and the output says what is wrong with it.
 
-``render``: read the newest run of every host (and every run, for the trend)
-and write ``DIR/report.md``, ``DIR/report.html`` (one self-contained page,
-inline SVG charts, no script, nothing fetched) and ``DIR/report.json``.
+``render``: read the newest usable run of every host (and every usable run,
+for the trend) and write ``DIR/report.md``, ``DIR/report.html`` (one
+self-contained page, inline SVG charts, no script, nothing fetched) and
+``DIR/report.json``. A run file that cannot be used (not JSON, truncated,
+another shape, a link, in another host's directory) is skipped and named at
+the top of the report and in the output: one host never stops the report.
+
+What a host sends is data, never a path or markup: host names become
+directory names only through ``safe_name`` (collision-free, no '..', '/' or
+NUL), timestamps only when they match ``STAMP_RE``; every file is created in a
+directory opened without following links (``Dir``), under an unpredictable
+temporary name and renamed atomically; every string is escaped where it is
+written (``md`` for Markdown, ``esc`` for HTML and SVG).
 
 Only the Python standard library; runs with the controller's interpreter.
 """
@@ -20,17 +32,31 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import errno
+import hashlib
 import html
 import importlib.util
 import json
 import math
 import os
 import re
+import secrets
+import stat
 import sys
-import tempfile
 import typing as t
+import unicodedata
+import urllib.parse
 
-HOST_RE = re.compile(r'[^A-Za-z0-9_.-]')
+# A run's timestamp as the role writes it, and a run file's name.
+STAMP_RE = re.compile(r'^\d{8}T\d{6}Z$')
+RUN_RE = re.compile(r'^(\d{8}T\d{6}Z)(?:-([1-9]\d{0,5}))?\.json$')
+# The largest run record read or stored: a count-1000 benchmark is below 2 MiB.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+# Host directory names longer than this keep a readable head and end in '~' and a SHA-256.
+NAME_MAX = 120
+# The largest magnitude of a figure the report reads.
+MAX_FIGURE = 1e18
+SAFE_BYTES = frozenset(b'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-')
 
 # metric key -> (title, unit, scenario, field, statistic)
 METRICS: list[dict[str, t.Any]] = [
@@ -64,7 +90,19 @@ LIMITS: dict[str, tuple[tuple[str, ...], str]] = {
     'max_memory_per_container': (('memory_per_container',), 'B'),
 }
 
+# The statistics of one metric the report reads, and the DriverStatus pairs backend() reads.
+STAT_KEYS = ('median', 'min', 'max', 'first', 'rest_median')
+DRIVER_STATUS_KEYS = ('Data loop file', 'Pool Name', 'driver-type')
+
 PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22']
+
+
+class ReportError(Exception):
+    """What stops a record or the report, said for the operator."""
+
+
+class Unusable(Exception):
+    """What makes one run file or input unusable (the report goes on without it)."""
 
 
 def _load_sizes() -> t.Any:
@@ -81,17 +119,217 @@ def _load_sizes() -> t.Any:
 _SIZES = _load_sizes()
 
 
+def is_number(value: t.Any) -> bool:
+    """A finite JSON number (not true/false, not NaN or Infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_figure(value: t.Any) -> bool:
+    """A number the report can draw: finite and within +-MAX_FIGURE (an
+    axis beyond 1.8e308 does not fit a float; 1e18 bytes is an exabyte)."""
+    return is_number(value) and abs(value) <= MAX_FIGURE
+
+
 def to_number(value: t.Any, unit: str) -> float | None:
     """A limit as given by the operator: None/'' -> None; sizes may carry a
-    binary suffix (64K, 1.5M)."""
+    binary suffix (64K, 1.5M). NaN, infinite and negative limits are refused
+    (a NaN limit would silently pass every value)."""
     if value is None or str(value).strip().lower() in ('', 'none', 'null'):
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value)
-    if unit == 'B':
-        return float(_SIZES.parse_size(text))
-    return float(text)
+        number = float(value)
+    elif unit == 'B':
+        number = float(_SIZES.parse_size(str(value)))
+    else:
+        number = float(str(value))
+    if not math.isfinite(number) or number < 0:
+        raise ValueError('%r is not a limit: limits are finite and not negative' % (value,))
+    return number
+
+
+# ---- names and text from hosts -----------------------------------------------
+
+def safe_name(host: str) -> str:
+    """The directory name of a host under runs/: the name itself when it is
+    made of letters, digits, '_', '.' and '-' and does not start with '.';
+    otherwise every other byte (UTF-8) as %XX, a leading '.' too. So '..',
+    '/', NUL and hidden names never reach the file system, and two hosts
+    never share a directory (the mapping is one to one; host_of reverses it).
+    A name longer than NAME_MAX keeps a readable head and ends in '~' and
+    the SHA-256 of the host name ('~' is escaped everywhere else)."""
+    raw = host.encode('utf-8', 'surrogatepass')
+    name = ''.join(chr(byte) if byte in SAFE_BYTES and not (index == 0 and byte == 0x2e) else '%%%02X' % byte
+                   for index, byte in enumerate(raw))
+    if len(name) > NAME_MAX:
+        head = name[:NAME_MAX - 65]
+        cut = head.rfind('%', len(head) - 2)
+        name = (head[:cut] if cut >= 0 else head) + '~' + hashlib.sha256(raw).hexdigest()
+    return name
+
+
+def host_of(name: str) -> str:
+    """The host a directory name under runs/ stands for (a shortened name
+    gives its head and '...'), for messages."""
+    head, mark, dummy = name.partition('~')
+    return urllib.parse.unquote(head, errors='surrogatepass') + ('...' if mark else '')
+
+
+# Control, format (bidi overrides, zero-width), surrogate and line/paragraph separator characters.
+HIDDEN_CATEGORIES = frozenset(('Cc', 'Cf', 'Cs', 'Zl', 'Zp'))
+
+
+def visible(text: t.Any) -> str:
+    """Text with every invisible or reordering character shown as \\xNN or
+    \\uNNNN, so a host name cannot hide, break a line or reverse what
+    follows it (and lone surrogates cannot break the UTF-8 report)."""
+    return ''.join(ch if unicodedata.category(ch) not in HIDDEN_CATEGORIES
+                   else ('\\x%02x' % ord(ch) if ord(ch) < 0x100 else '\\u%04x' % ord(ch)) for ch in str(text))
+
+
+_MARKDOWN = str.maketrans(dict({c: '\\' + c for c in '\\`*_[]|~$!#'}, **{'<': '&lt;', '>': '&gt;', '&': '&amp;'}))
+
+
+def md(text: t.Any) -> str:
+    """Text for one Markdown table cell, heading or list item: inline markup
+    (code, emphasis, links, images, table pipes, math) escaped, HTML as
+    entities, line breaks shown (see visible)."""
+    return visible(text).translate(_MARKDOWN)
+
+
+def esc(text: t.Any) -> str:
+    """Text for HTML and SVG, element content and attribute values alike."""
+    return html.escape(visible(text), quote=True)
+
+
+def quoted(text: str, most: int = 40) -> str:
+    """A string in JSON quotes (control characters escaped), cut at most characters."""
+    return json.dumps(text[:most]) + ('...' if len(text) > most else '')
+
+
+def sample(value: t.Any) -> str:
+    """A value as JSON names it, with a short quoted sample, for messages."""
+    if value is None:
+        return 'null'
+    if isinstance(value, bool):
+        return 'a boolean'
+    if isinstance(value, (int, float)):
+        return 'the number %s' % value
+    if isinstance(value, str):
+        return 'the string %s' % quoted(value)
+    if isinstance(value, list):
+        return 'an array'
+    if isinstance(value, dict):
+        return 'an object'
+    return 'a %s' % type(value).__name__
+
+
+# ---- the shape of a run ------------------------------------------------------
+
+_KINDS: dict[str, tuple[str, t.Callable[[t.Any], bool]]] = {
+    'object': ('an object', lambda v: isinstance(v, dict)),
+    'array': ('an array', lambda v: isinstance(v, list)),
+    'string': ('a string', lambda v: isinstance(v, str)),
+    'number': ('a finite number within +-1e18', is_figure),
+    'boolean': ('true or false', lambda v: isinstance(v, bool)),
+}
+
+
+def _field(found: list[str], parent: t.Any, key: str, path: str, kind: str, required: bool = False,
+           null: bool = True) -> t.Any:
+    """parent[key] when it is of the kind (null allowed unless null=False),
+    else None with what is wrong appended to found."""
+    where = '%s.%s' % (path, key) if path else key
+    if not isinstance(parent, dict) or key not in parent:
+        if required:
+            found.append('%s is missing' % where)
+        return None
+    value = parent[key]
+    if value is None and null:
+        return None
+    article, test = _KINDS[kind]
+    if not test(value):
+        found.append('%s is %s, not %s' % (where, sample(value), article))
+        return None
+    return value
+
+
+def _benchmark_problems(found: list[str], bench: dict[str, t.Any]) -> None:
+    engine = _field(found, bench, 'engine', 'benchmark', 'object')
+    _field(found, engine, 'driver', 'benchmark.engine', 'string')
+    status = _field(found, engine, 'driver_status', 'benchmark.engine', 'object')
+    for key in DRIVER_STATUS_KEYS:
+        _field(found, status, key, 'benchmark.engine.driver_status', 'string')
+    _field(found, _field(found, bench, 'filesystem', 'benchmark', 'object'), 'fstype', 'benchmark.filesystem', 'string')
+    scenarios = _field(found, bench, 'scenarios', 'benchmark', 'object')
+    memory = _field(found, bench, 'memory', 'benchmark', 'object')
+    for metric in METRICS:
+        first, second = metric['path']
+        if first == 'memory':
+            _field(found, memory, second, 'benchmark.memory', 'number')
+            continue
+        where = 'benchmark.scenarios.%s' % first
+        stat_ = _field(found, _field(found, scenarios, first, 'benchmark.scenarios', 'object'), second, where, 'object')
+        for key in STAT_KEYS:
+            _field(found, stat_, key, '%s.%s' % (where, second), 'number')
+
+
+def _objects(found: list[str], items: list[t.Any] | None, path: str) -> t.Iterator[tuple[str, dict[str, t.Any]]]:
+    """(path[i], item) for the objects of an array; anything else is named in found."""
+    for index, item in enumerate(items or []):
+        where = '%s[%d]' % (path, index)
+        if isinstance(item, dict):
+            yield where, item
+        else:
+            found.append('%s is %s, not an object' % (where, sample(item)))
+
+
+def problems_of(run: t.Any, stored: bool = True) -> list[str]:
+    """What keeps a run (as a host sends it, or stored with its violations)
+    out of the report: every field the report reads must be of its kind.
+    Empty when the run can be used."""
+    if not isinstance(run, dict):
+        return ['the record is %s, not an object' % sample(run)]
+    found: list[str] = []
+    host = _field(found, run, 'host', '', 'string', required=True, null=False)
+    if host == '':
+        found.append('host is empty')
+    stamp = _field(found, run, 'timestamp', '', 'string', required=True, null=False)
+    if stamp is not None and not STAMP_RE.match(stamp):
+        found.append('timestamp is %s, not of the form YYYYMMDDTHHMMSSZ' % sample(stamp))
+    bench = _field(found, run, 'benchmark', '', 'object', required=True, null=False)
+    if bench is not None:
+        _benchmark_problems(found, bench)
+    for where, target in _objects(found, _field(found, run, 'pmtu', '', 'array', required=True, null=False), 'pmtu'):
+        _field(found, target, 'target', where, 'string', required=True, null=False)
+        for key in ('reachable', 'expected_mtu_ok'):
+            _field(found, target, key, where, 'boolean')
+        for key in ('path_mtu', 'expected_mtu'):
+            _field(found, target, key, where, 'number')
+        _field(found, target, 'limiting_hop', where, 'string')
+    if stored:
+        for where, item in _objects(found, _field(found, run, 'violations', '', 'array', required=True, null=False),
+                                    'violations'):
+            _field(found, item, 'msg', where, 'string', required=True, null=False)
+    return list(dict.fromkeys(found))
+
+
+def parse_run(data: bytes) -> t.Any:
+    """A run file's or input's bytes as JSON; Unusable says why not."""
+    if not data.strip():
+        raise Unusable('empty')
+    try:
+        return json.loads(data.decode('utf-8'))
+    except UnicodeDecodeError as exc:
+        raise Unusable('not UTF-8 text (%s)' % exc.reason) from None
+    except json.JSONDecodeError as exc:
+        raise Unusable('not JSON, or cut short (%s)' % exc) from None
+    except RecursionError:
+        raise Unusable('JSON nested too deeply') from None
+
+
+def summary_of(problems: list[str], most: int = 3) -> str:
+    text = '; '.join(problems[:most])
+    return text + (' (and %d more)' % (len(problems) - most) if len(problems) > most else '')
 
 
 # ---- figures from one run ----------------------------------------------------
@@ -110,9 +348,9 @@ def stat_of(result: dict[str, t.Any], path: tuple[str, str]) -> dict[str, t.Any]
 def figures(result: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
     out = {}
     for metric in METRICS:
-        stat = stat_of(result, metric['path'])
-        if stat and stat.get('median') is not None:
-            out[metric['key']] = stat
+        stat_ = stat_of(result, metric['path'])
+        if stat_ and stat_.get('median') is not None:
+            out[metric['key']] = stat_
     return out
 
 
@@ -134,21 +372,36 @@ def backend(result: dict[str, t.Any]) -> str:
     return '%s on %s' % (driver, fstype)
 
 
+def parse_limits(limits: t.Any) -> dict[str, float | None]:
+    """The operator's limits as numbers; ValueError names a bad one."""
+    if limits is None:
+        limits = {}
+    if not isinstance(limits, dict):
+        raise ValueError('limits is %s, not an object' % sample(limits))
+    parsed = {}
+    for name, (dummy, unit) in LIMITS.items():
+        try:
+            parsed[name] = to_number(limits.get(name), unit)
+        except ValueError as exc:
+            raise ValueError('limit %s: %s' % (name, exc)) from None
+    return parsed
+
+
 def violations(result: dict[str, t.Any], limits: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     """Every limit a measured median exceeds, and path MTUs below the
-    expected one."""
+    expected one (result must have passed problems_of)."""
     found = []
     figs = figures(result)
     host = result.get('host')
-    for name, (keys, unit) in LIMITS.items():
-        limit = to_number(limits.get(name), unit)
+    for name, limit in parse_limits(limits).items():
+        keys, unit = LIMITS[name]
         if limit is None:
             continue
         for key in keys:
-            stat = figs.get(key)
-            if stat is None:
+            stat_ = figs.get(key)
+            if stat_ is None:
                 continue
-            value = stat['median']
+            value = stat_['median']
             if value > limit:
                 metric = next(m for m in METRICS if m['key'] == key)
                 found.append({'host': host, 'metric': key, 'limit_name': name, 'limit': limit, 'value': value,
@@ -183,63 +436,261 @@ def fmt(value: float | None, unit: str) -> str:
 
 # ---- storage -----------------------------------------------------------------
 
-def host_dir(root: str, host: str) -> str:
-    return os.path.join(root, 'runs', HOST_RE.sub('_', host))
+class Dir:
+    """A directory of the report opened once; everything in it is created,
+    read and removed relative to that handle, never through a path, so a
+    link planted below the report directory is never followed. Files are
+    written to an unpredictable temporary name (O_EXCL, no link followed),
+    synced and renamed over the destination (a link there is replaced, not
+    written through). The report directory itself may be a link: the
+    operator chose it."""
 
+    _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
-def write_json(path: str, data: t.Any) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
-    with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
 
+    @classmethod
+    def top(cls, path: str, create: bool) -> Dir:
+        if create:
+            os.makedirs(path, exist_ok=True)
+        return cls(path, os.open(path, cls._DIR_FLAGS))
 
-def record(root: str, payload: dict[str, t.Any], keep: int) -> dict[str, t.Any]:
-    result = payload['result']
-    limits = payload.get('limits') or {}
-    result['backend'] = backend(result)
-    result['violations'] = violations(result, limits)
-    result['limits'] = limits
-    stamp = result.get('timestamp') or datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
-    result['timestamp'] = stamp
-    directory = host_dir(root, result['host'])
-    name = '%s.json' % stamp
-    serial = 1
-    while os.path.exists(os.path.join(directory, name)):
-        name = '%s-%d.json' % (stamp, serial)
-        serial += 1
-    write_json(os.path.join(directory, name), result)
-    removed = []
-    if keep and keep > 0:
-        runs = sorted(name for name in os.listdir(directory) if name.endswith('.json'))
-        for name in runs[:-keep]:
-            os.unlink(os.path.join(directory, name))
-            removed.append(name)
-    return {'violations': result['violations'], 'file': os.path.join(directory, name),
-            'pruned': removed, 'backend': result['backend']}
+    def sub(self, name: str, create: bool) -> Dir:
+        path = os.path.join(self.path, name)
+        if create:
+            try:
+                os.mkdir(name, 0o755, dir_fd=self.fd)
+            except FileExistsError:
+                pass
+        try:
+            return Dir(path, os.open(name, self._DIR_FLAGS | os.O_NOFOLLOW, dir_fd=self.fd))
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise ReportError('%s is a symbolic link or not a directory; the report does not follow it: '
+                                  'move it away' % path) from None
+            raise
 
+    def __enter__(self) -> Dir:
+        return self
 
-def load_runs(root: str) -> dict[str, list[dict[str, t.Any]]]:
-    """host -> runs, oldest first."""
-    out: dict[str, list[dict[str, t.Any]]] = {}
-    base = os.path.join(root, 'runs')
-    if not os.path.isdir(base):
-        return out
-    for entry in sorted(os.listdir(base)):
-        directory = os.path.join(base, entry)
-        if not os.path.isdir(directory):
-            continue
-        runs = []
-        for name in sorted(os.listdir(directory)):
-            if not name.endswith('.json'):
+    def __exit__(self, *exc_info: t.Any) -> None:
+        os.close(self.fd)
+
+    def names(self) -> list[str]:
+        return os.listdir(self.fd)
+
+    def is_file(self, name: str) -> bool:
+        return stat.S_ISREG(os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mode)
+
+    def read(self, name: str, limit: int = MAX_RECORD_BYTES) -> bytes:
+        """A regular file's bytes; Unusable for a link, a FIFO, a device
+        (never opened) or a file larger than limit."""
+        try:
+            mode = os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                raise Unusable('a symbolic link, not followed')
+            if not stat.S_ISREG(mode):
+                raise Unusable('not a regular file')
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=self.fd)
+            with os.fdopen(fd, 'rb') as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    raise Unusable('not a regular file')
+                data = handle.read(limit + 1)
+        except OSError as exc:
+            raise Unusable('cannot be read (%s)' % (exc.strerror or exc)) from None
+        if len(data) > limit:
+            raise Unusable('larger than %s, the most a run record may have' % _SIZES.format_size(limit))
+        return data
+
+    def write(self, name: str, data: bytes, mode: int = 0o644, replace: bool = True) -> str:
+        """Write name through a temporary file and an atomic rename; with
+        replace=False an existing name is kept and FileExistsError raised.
+        Returns the path written."""
+        while True:
+            tmp = '.tmp-%s' % secrets.token_hex(8)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                             dir_fd=self.fd)
+                break
+            except FileExistsError:
                 continue
-            with open(os.path.join(directory, name), encoding='utf-8') as handle:
-                runs.append(json.load(handle))
-        if runs:
-            out[runs[-1].get('host', entry)] = runs
+        try:
+            with os.fdopen(fd, 'wb') as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if replace:
+                os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            else:
+                os.link(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+        finally:
+            try:
+                os.unlink(tmp, dir_fd=self.fd)
+            except FileNotFoundError:
+                pass
+        return os.path.join(self.path, name)
+
+    def remove(self, name: str) -> None:
+        os.unlink(name, dir_fd=self.fd)
+
+
+def run_key(name: str) -> tuple[str, int]:
+    """A run file's place in time: its timestamp, then its serial."""
+    match = RUN_RE.match(name)
+    return (match.group(1), int(match.group(2) or 0)) if match else ('', 0)
+
+
+def now_stamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+
+
+def store_run(root: str, host: str, stamp: str, data: bytes, keep: int) -> tuple[str, list[str]]:
+    """Store one run as DIR/runs/HOST/STAMP[-N].json (never over an earlier
+    one) and prune the host's oldest runs beyond keep (never the new one).
+    Returns the path written and the names pruned."""
+    if not STAMP_RE.match(stamp):
+        raise ValueError('timestamp %s is not of the form YYYYMMDDTHHMMSSZ' % sample(stamp))
+    with Dir.top(root, create=True) as top, top.sub('runs', create=True) as base, \
+            base.sub(safe_name(host), create=True) as runs:
+        for serial in range(10 ** 6):
+            name = '%s-%d.json' % (stamp, serial) if serial else '%s.json' % stamp
+            try:
+                path = runs.write(name, data, mode=0o600, replace=False)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise ReportError('%s holds a million runs of %s; remove some' % (runs.path, stamp))
+        pruned: list[str] = []
+        if keep > 0:
+            older = sorted((n for n in runs.names() if n != name and RUN_RE.match(n) and runs.is_file(n)), key=run_key)
+            for old in older[:max(0, len(older) + 1 - keep)]:
+                runs.remove(old)
+                pruned.append(old)
+    return path, pruned
+
+
+def to_json_bytes(data: t.Any) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True).encode('utf-8')
+
+
+def record(root: str, payload: t.Any, keep: int, host: str | None = None) -> dict[str, t.Any]:
+    """Check and store one host's result (payload {"result": ..., "limits":
+    ...}); host (the inventory name, authoritative when given) or the
+    result's own host names the directory. A result that cannot be used is
+    stored as it came, with used=false and its problems; its limits are not
+    checked. Bad limits (the operator's) raise ValueError, nothing stored."""
+    limits = payload.get('limits') if isinstance(payload, dict) else None
+    parse_limits(limits)
+    limits = limits or {}
+    result = payload['result'] if isinstance(payload, dict) and 'result' in payload else payload
+    problems = problems_of(result, stored=False)
+    named = result.get('host') if isinstance(result, dict) else None
+    host = host if host is not None else named
+    if not isinstance(host, str) or not host:
+        raise ValueError('the result names no host (%s); the role passes --host' % (problems[0] if problems else 'host'))
+    if isinstance(named, str) and named and named != host:
+        problems.append('host is %s, but the result was sent for host %s' % (sample(named), quoted(host)))
+    stamp = result.get('timestamp') if isinstance(result, dict) else None
+    stamp = stamp if isinstance(stamp, str) and STAMP_RE.match(stamp) else now_stamp()
+    if problems:
+        found: list[dict[str, t.Any]] = []
+        name = None
+        data = dict(result, limits=limits, violations=found) if isinstance(result, dict) else result
+    else:
+        found = violations(result, limits)
+        name = backend(result)
+        data = dict(result, backend=name, violations=found, limits=limits)
+    path, pruned = store_run(root, host, stamp, to_json_bytes(data), keep)
+    return recorded(host, path, pruned, problems, found, name)
+
+
+def recorded(host: str, path: str, pruned: list[str], problems: list[str], found: list[dict[str, t.Any]],
+             name: str | None) -> dict[str, t.Any]:
+    """What record prints: the violations, where the run lies, and for a
+    result that cannot be used, what is wrong with it (msg)."""
+    out = {'host': host, 'file': path, 'pruned': pruned, 'violations': found, 'backend': name,
+           'used': not problems, 'problems': problems}
+    if problems:
+        out['msg'] = ('host %s: its result is not used in the fleet report and its limits were not checked (%s): %s'
+                      % (host, path, summary_of(problems)))
     return out
+
+
+def record_input(root: str, raw: bytes, keep: int, host: str | None = None) -> dict[str, t.Any]:
+    """record() for the bytes on stdin: input that is not JSON is stored as
+    it came (the report then names it) when host is known."""
+    try:
+        payload = parse_run(raw)
+    except Unusable as exc:
+        if not host:
+            raise ValueError('the input is %s, and names no host' % exc) from None
+        problems = ['the result is %s' % exc]
+        path, pruned = store_run(root, host, now_stamp(), raw, keep)
+        return recorded(host, path, pruned, problems, [], None)
+    return record(root, payload, keep, host)
+
+
+def load_runs(root: str) -> tuple[dict[str, list[dict[str, t.Any]]], list[dict[str, t.Any]]]:
+    """host -> usable runs (oldest first), and every run file not used:
+    {host, file, problem}."""
+    runs: dict[str, list[dict[str, t.Any]]] = {}
+    not_used: list[dict[str, t.Any]] = []
+
+    def skip(host: str | None, path: str, problem: str) -> None:
+        not_used.append({'host': host, 'file': path, 'problem': problem,
+                         'msg': '%s%s not used in the fleet report: %s' % ('host %s: ' % host if host else '', path, problem)})
+
+    if not os.path.lexists(os.path.join(root, 'runs')):
+        return runs, not_used
+    with Dir.top(root, create=False) as top:
+        try:
+            base = top.sub('runs', create=False)
+        except ReportError as exc:
+            skip(None, os.path.join(root, 'runs'), str(exc))
+            return runs, not_used
+        with base:
+            for entry in sorted(base.names()):
+                if entry.startswith('.'):
+                    continue
+                host = host_of(entry)
+                try:
+                    directory = base.sub(entry, create=False)
+                except ReportError as exc:
+                    skip(host, os.path.join(base.path, entry), str(exc))
+                    continue
+                with directory:
+                    host_runs = load_host_runs(directory, entry, lambda path, problem, h=host: skip(h, path, problem))
+                if host_runs:
+                    runs[host_runs[-1]['host']] = host_runs
+    return runs, not_used
+
+
+def load_host_runs(directory: Dir, entry: str, skip: t.Callable[[str, str], None]) -> list[dict[str, t.Any]]:
+    """The usable runs in one host directory, oldest first; skip(path, problem) for the others."""
+    host_runs = []
+    names = [n for n in directory.names() if n.endswith('.json') and not n.startswith('.')]
+    for name in sorted(names, key=lambda n: (run_key(n), n)):
+        path = os.path.join(directory.path, name)
+        if not RUN_RE.match(name):
+            skip(path, 'the file name is not TIMESTAMP.json')
+            continue
+        try:
+            run = parse_run(directory.read(name))
+        except Unusable as exc:
+            skip(path, str(exc))
+            continue
+        problems = problems_of(run)
+        if not problems and safe_name(run['host']) != entry:
+            problems = ['host is %s, but the file lies in the directory of host %s' % (sample(run['host']),
+                                                                                     quoted(host_of(entry)))]
+        if problems:
+            skip(path, summary_of(problems))
+        else:
+            host_runs.append(run)
+    return host_runs
 
 
 # ---- SVG charts --------------------------------------------------------------
@@ -260,10 +711,6 @@ def nice_max(value: float, unit: str = '') -> float:
         if top >= value:
             return top
     return 10 ** (exp + 1)  # pragma: no cover
-
-
-def esc(text: t.Any) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def bar_chart(metric: dict[str, t.Any], rows: list[dict[str, t.Any]], colors: dict[str, str]) -> str:
@@ -350,19 +797,19 @@ def trend_chart(host: str, runs: list[dict[str, t.Any]], metric: dict[str, t.Any
 # ---- the report --------------------------------------------------------------
 
 def build(root: str) -> dict[str, t.Any]:
-    runs = load_runs(root)
+    runs, not_used = load_runs(root)
     latest = {host: host_runs[-1] for host, host_runs in runs.items()}
     backends = sorted({backend(run) for run in latest.values()})
     metrics = []
     for metric in METRICS:
         rows = []
         for host in sorted(latest):
-            stat = figures(latest[host]).get(metric['key'])
-            if stat is not None:
-                rows.append({'label': host, 'backend': backend(latest[host]), 'stat': stat})
+            stat_ = figures(latest[host]).get(metric['key'])
+            if stat_ is not None:
+                rows.append({'label': host, 'backend': backend(latest[host]), 'stat': stat_})
         if rows:
             metrics.append({'metric': metric, 'rows': rows})
-    return {'runs': runs, 'latest': latest, 'backends': backends, 'metrics': metrics}
+    return {'runs': runs, 'latest': latest, 'backends': backends, 'metrics': metrics, 'not_used': not_used}
 
 
 SUMMARY_COLUMNS = [('start_seconds', 'start s'), ('commit_seconds', 'commit s'),
@@ -371,12 +818,12 @@ SUMMARY_COLUMNS = [('start_seconds', 'start s'), ('commit_seconds', 'commit s'),
                    ('memory_per_container', 'memory/container')]
 
 
-def cell(stat: dict[str, t.Any] | None, unit: str, first: bool = False) -> str:
-    if not stat:
+def cell(stat_: dict[str, t.Any] | None, unit: str, first: bool = False) -> str:
+    if not stat_:
         return 'n/a'
-    text = fmt(stat['median'], unit)
-    if first and stat.get('first') is not None and stat.get('rest_median') is not None:
-        text += ' (first %s)' % fmt(stat['first'], unit)
+    text = fmt(stat_['median'], unit)
+    if first and stat_.get('first') is not None and stat_.get('rest_median') is not None:
+        text += ' (first %s)' % fmt(stat_['first'], unit)
     return text
 
 
@@ -384,53 +831,61 @@ def unit_of(key: str) -> str:
     return next(m['unit'] for m in METRICS if m['key'] == key)
 
 
-def markdown(data: dict[str, t.Any], title: str, generated: str) -> str:
-    lines = ['# %s' % title, '', 'Generated %s from %d host(s); medians per operation, the first operation in '
-             'brackets where it differs.' % (generated, len(data['latest'])), '']
+def md_row(cells: t.Iterable[t.Any]) -> str:
+    """One Markdown table row, every cell escaped."""
+    return '| ' + ' | '.join(md(c) for c in cells) + ' |'
+
+
+def md_table(header: list[str], rows: t.Iterable[t.Iterable[t.Any]]) -> list[str]:
+    return [md_row(header), '|' + '---|' * len(header)] + [md_row(row) for row in rows] + ['']
+
+
+def not_used_rows(root: str, entries: list[dict[str, t.Any]]) -> list[tuple[str, str, str]]:
+    """(host, file relative to the report directory, what is wrong)."""
+    return [(entry['host'] if entry['host'] is not None else 'n/a', os.path.relpath(entry['file'], root),
+             entry['problem']) for entry in entries]
+
+
+def markdown(data: dict[str, t.Any], title: str, generated: str, root: str = '.') -> str:
+    lines = ['# %s' % md(title), '', 'Generated %s from %d host(s); medians per operation, the first operation in '
+             'brackets where it differs.' % (md(generated), len(data['latest'])), '']
+    if data['not_used']:
+        lines += ['## Records not used', '', 'These run files were skipped; the figures below do not include them.', '']
+        lines += md_table(['host', 'file', 'what is wrong'], not_used_rows(root, data['not_used']))
     header = ['host', 'backend', 'run'] + [name for dummy, name in SUMMARY_COLUMNS] + ['limits']
-    lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    rows = []
     for host, run in sorted(data['latest'].items()):
         figs = figures(run)
-        cells = [host, backend(run), run.get('timestamp', '')]
-        cells += [cell(figs.get(key), unit_of(key), first=key.endswith('seconds')) for key, dummy in SUMMARY_COLUMNS]
-        cells.append('OK' if not run.get('violations') else '%d violated' % len(run['violations']))
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    lines += ['', '## Per metric', '']
+        rows.append([host, backend(run), run['timestamp']]
+                    + [cell(figs.get(key), unit_of(key), first=key.endswith('seconds')) for key, dummy in SUMMARY_COLUMNS]
+                    + ['OK' if not run['violations'] else '%d violated' % len(run['violations'])])
+    lines += md_table(header, rows)
+    lines += ['## Per metric', '']
     for entry in data['metrics']:
-        metric = entry['metric']
-        lines += ['### %s' % metric['title'], '', '| host | backend | min | median | max | first | rest median |',
-                  '|---|---|---|---|---|---|---|']
-        for row in entry['rows']:
-            stat, unit = row['stat'], metric['unit']
-            lines.append('| %s | %s | %s | %s | %s | %s | %s |' % (
-                row['label'], row['backend'], fmt(stat.get('min'), unit), fmt(stat['median'], unit),
-                fmt(stat.get('max'), unit), fmt(stat.get('first'), unit), fmt(stat.get('rest_median'), unit)))
-        lines.append('')
-    pmtu_rows = [(host, target) for host, run in sorted(data['latest'].items()) for target in run.get('pmtu') or []]
+        metric, unit = entry['metric'], entry['metric']['unit']
+        lines += ['### %s' % md(metric['title']), '']
+        lines += md_table(['host', 'backend', 'min', 'median', 'max', 'first', 'rest median'], [
+            [row['label'], row['backend']] + [fmt(row['stat'].get(key), unit) for key in ('min', 'median', 'max', 'first', 'rest_median')]
+            for row in entry['rows']])
+    pmtu_rows = [(host, target) for host, run in sorted(data['latest'].items()) for target in run['pmtu']]
     if pmtu_rows:
-        lines += ['## Storage network path MTU', '', '| host | target | path MTU | expected | limiting hop | verdict |',
-                  '|---|---|---|---|---|---|']
-        for host, target in pmtu_rows:
-            lines.append('| %s | %s | %s | %s | %s | %s |' % (
-                host, target.get('target'), target.get('path_mtu') if target.get('reachable') else 'unreachable',
-                target.get('expected_mtu'), target.get('limiting_hop') or '', 'OK' if target.get('expected_mtu_ok')
-                else 'MISMATCH'))
-        lines.append('')
-    violated = [v for run in data['latest'].values() for v in run.get('violations') or []]
+        lines += ['## Storage network path MTU', '']
+        lines += md_table(['host', 'target', 'path MTU', 'expected', 'limiting hop', 'verdict'], [
+            [host, target['target'], target.get('path_mtu') if target.get('reachable') else 'unreachable',
+             target.get('expected_mtu'), target.get('limiting_hop') or '', 'OK' if target.get('expected_mtu_ok') else 'MISMATCH']
+            for host, target in pmtu_rows])
+    violated = [v for run in data['latest'].values() for v in run['violations']]
     lines += ['## Limits', '']
-    lines += ['- %s' % v['msg'] for v in violated] or ['All measured values are within the limits given.']
+    lines += ['- %s' % md(v['msg']) for v in violated] or ['All measured values are within the limits given.']
     lines.append('')
     trend_hosts = {host: runs for host, runs in data['runs'].items() if len(runs) > 1}
     if trend_hosts:
         lines += ['## Trend per host', '']
         for host, runs in sorted(trend_hosts.items()):
-            lines += ['### %s' % host, '', '| run | backend | ' + ' | '.join(n for dummy, n in SUMMARY_COLUMNS) + ' |',
-                      '|---|---|' + '---|' * len(SUMMARY_COLUMNS)]
-            for run in runs:
-                figs = figures(run)
-                lines.append('| %s | %s | %s |' % (run.get('timestamp'), backend(run), ' | '.join(
-                    cell(figs.get(key), unit_of(key)) for key, dummy in SUMMARY_COLUMNS)))
-            lines.append('')
+            lines += ['### %s' % md(host), '']
+            lines += md_table(['run', 'backend'] + [n for dummy, n in SUMMARY_COLUMNS], [
+                [run['timestamp'], backend(run)] + [cell(figures(run).get(key), unit_of(key)) for key, dummy in SUMMARY_COLUMNS]
+                for run in runs])
     return '\n'.join(lines)
 
 
@@ -442,7 +897,13 @@ margin-right:16px;font-size:13px}.legend i{display:inline-block;width:12px;heigh
 .note{color:#555;font-size:13px}figure{margin:16px 0}.trends{display:flex;flex-wrap:wrap;gap:12px}'''
 
 
-def html_page(data: dict[str, t.Any], title: str, generated: str) -> str:
+def html_table(header: list[str], rows: t.Iterable[t.Iterable[str]]) -> str:
+    """A table whose cells are already HTML (escape with esc first)."""
+    return '<table><tr>%s</tr>%s</table>' % (''.join('<th>%s</th>' % esc(h) for h in header), ''.join(
+        '<tr>%s</tr>' % ''.join('<td>%s</td>' % c for c in row) for row in rows))
+
+
+def html_page(data: dict[str, t.Any], title: str, generated: str, root: str = '.') -> str:
     colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(data['backends'])}
     out = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -450,35 +911,37 @@ def html_page(data: dict[str, t.Any], title: str, generated: str) -> str:
            '<h1>%s</h1>' % esc(title),
            '<p class="note">Generated %s from %d host(s). Bars: median per operation; whisker: min to max; '
            'circle: the first operation.</p>' % (esc(generated), len(data['latest']))]
-    out.append('<p class="legend">%s</p>' % ''.join('<span><i style="background:%s"></i>%s</span>' % (color, esc(name)) for name, color in colors.items()))
+    if data['not_used']:
+        out.append('<h2 class="bad">Records not used</h2><p class="note">These run files were skipped; the figures '
+                   'below do not include them.</p>')
+        out.append(html_table(['host', 'file', 'what is wrong'], [[esc(c) for c in row]
+                                                                  for row in not_used_rows(root, data['not_used'])]))
+    out.append('<p class="legend">%s</p>' % ''.join('<span><i style="background:%s"></i>%s</span>' % (color, esc(name))
+                                                     for name, color in colors.items()))
     header = ['host', 'backend', 'run'] + [name for dummy, name in SUMMARY_COLUMNS] + ['limits']
-    out.append('<h2>Summary</h2><table><tr>%s</tr>' % ''.join('<th>%s</th>' % esc(h) for h in header))
+    rows = []
     for host, run in sorted(data['latest'].items()):
         figs = figures(run)
-        cells = [esc(host), esc(backend(run)), esc(run.get('timestamp', ''))]
-        cells += [esc(cell(figs.get(key), unit_of(key), first=key.endswith('seconds'))) for key, dummy in SUMMARY_COLUMNS]
-        cells.append('<span class="ok">OK</span>' if not run.get('violations')
-                     else '<span class="bad">%d violated</span>' % len(run['violations']))
-        out.append('<tr>%s</tr>' % ''.join('<td>%s</td>' % c for c in cells))
-    out.append('</table>')
-    violated = [v for run in data['latest'].values() for v in run.get('violations') or []]
+        rows.append([esc(host), esc(backend(run)), esc(run['timestamp'])]
+                    + [esc(cell(figs.get(key), unit_of(key), first=key.endswith('seconds'))) for key, dummy in SUMMARY_COLUMNS]
+                    + ['<span class="ok">OK</span>' if not run['violations']
+                       else '<span class="bad">%d violated</span>' % len(run['violations'])])
+    out.append('<h2>Summary</h2>' + html_table(header, rows))
+    violated = [v for run in data['latest'].values() for v in run['violations']]
     if violated:
         out.append('<h2>Limits violated</h2><ul>%s</ul>' % ''.join('<li class="bad">%s</li>' % esc(v['msg'])
                                                                    for v in violated))
     out.append('<h2>Per operation, hosts and backends side by side</h2>')
     for entry in data['metrics']:
         out.append('<figure>%s</figure>' % bar_chart(entry['metric'], entry['rows'], colors))
-    pmtu_rows = [(host, target) for host, run in sorted(data['latest'].items()) for target in run.get('pmtu') or []]
+    pmtu_rows = [(host, target) for host, run in sorted(data['latest'].items()) for target in run['pmtu']]
     if pmtu_rows:
-        out.append('<h2>Storage network path MTU</h2><table><tr><th>host</th><th>target</th><th>path MTU</th>'
-                   '<th>expected</th><th>limiting hop</th><th>verdict</th></tr>')
-        for host, target in pmtu_rows:
-            verdict = ('<span class="ok">OK</span>' if target.get('expected_mtu_ok') else '<span class="bad">MISMATCH</span>')
-            out.append('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
-                esc(host), esc(target.get('target')),
-                esc(target.get('path_mtu') if target.get('reachable') else 'unreachable'),
-                esc(target.get('expected_mtu')), esc(target.get('limiting_hop') or ''), verdict))
-        out.append('</table>')
+        out.append('<h2>Storage network path MTU</h2>' + html_table(
+            ['host', 'target', 'path MTU', 'expected', 'limiting hop', 'verdict'],
+            [[esc(host), esc(target['target']), esc(target.get('path_mtu') if target.get('reachable') else 'unreachable'),
+              esc(target.get('expected_mtu')), esc(target.get('limiting_hop') or ''),
+              '<span class="ok">OK</span>' if target.get('expected_mtu_ok') else '<span class="bad">MISMATCH</span>']
+             for host, target in pmtu_rows]))
     trend_hosts = {host: runs for host, runs in data['runs'].items() if len(runs) > 1}
     if trend_hosts:
         out.append('<h2>Trend per host</h2>')
@@ -490,23 +953,22 @@ def html_page(data: dict[str, t.Any], title: str, generated: str) -> str:
 
 
 def render(root: str, title: str) -> dict[str, t.Any]:
+    """Write report.md, report.html and report.json from the usable runs;
+    the run files not used are named in all three and in the output."""
     data = build(root)
     generated = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')
-    md_path = os.path.join(root, 'report.md')
-    html_path = os.path.join(root, 'report.html')
-    os.makedirs(root, exist_ok=True)
-    for path, text in ((md_path, markdown(data, title, generated)), (html_path, html_page(data, title, generated))):
-        with open(path + '.tmp', 'w', encoding='utf-8') as handle:
-            handle.write(text)
-        os.replace(path + '.tmp', path)
     summary = {'generated': generated, 'hosts': sorted(data['latest']), 'backends': data['backends'],
                'metrics': [entry['metric']['key'] for entry in data['metrics']],
-               'latest': {host: {'timestamp': run.get('timestamp'), 'backend': backend(run), 'figures': figures(run),
-                                 'violations': run.get('violations') or []} for host, run in data['latest'].items()},
-               'runs': {host: len(runs) for host, runs in data['runs'].items()}}
-    write_json(os.path.join(root, 'report.json'), summary)
-    return {'markdown': md_path, 'html': html_path, 'json': os.path.join(root, 'report.json'),
-            'hosts': summary['hosts'], 'metrics': summary['metrics']}
+               'latest': {host: {'timestamp': run['timestamp'], 'backend': backend(run), 'figures': figures(run),
+                                 'violations': run['violations']} for host, run in data['latest'].items()},
+               'runs': {host: len(runs) for host, runs in data['runs'].items()},
+               'not_used': [{k: entry[k] for k in ('host', 'file', 'problem')} for entry in data['not_used']]}
+    with Dir.top(root, create=True) as top:
+        md_path = top.write('report.md', markdown(data, title, generated, root).encode('utf-8'))
+        html_path = top.write('report.html', html_page(data, title, generated, root).encode('utf-8'))
+        json_path = top.write('report.json', to_json_bytes(summary), mode=0o600)
+    return {'markdown': md_path, 'html': html_path, 'json': json_path, 'hosts': summary['hosts'],
+            'metrics': summary['metrics'], 'not_used': data['not_used']}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -515,6 +977,7 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser('record', help='store one host result (JSON on stdin), print violations')
     rec.add_argument('--dir', required=True)
     rec.add_argument('--keep', type=int, default=0)
+    rec.add_argument('--host', help='the inventory name of the host (its directory under runs/)')
     ren = sub.add_parser('render', help='write report.md, report.html and report.json')
     ren.add_argument('--dir', required=True)
     ren.add_argument('--title', default='Container host validation')
@@ -522,11 +985,18 @@ def main(argv: list[str] | None = None) -> int:
     root = os.path.abspath(args.dir)
     try:
         if args.command == 'record':
-            out = record(root, json.load(sys.stdin), args.keep)
+            raw = sys.stdin.buffer.read(MAX_RECORD_BYTES + 1)
+            if len(raw) > MAX_RECORD_BYTES:
+                raise ReportError('the result of host %s is larger than %s; nothing stored'
+                                  % (args.host, _SIZES.format_size(MAX_RECORD_BYTES)))
+            out = record_input(root, raw, args.keep, args.host)
         else:
             out = render(root, args.title)
-    except (ValueError, OSError, KeyError) as exc:
+    except (ReportError, ValueError, OSError) as exc:
         print(json.dumps({'error': str(exc)}))
+        return 1
+    except Exception as exc:  # pylint: disable=broad-except  # one line for the operator, never a traceback
+        print(json.dumps({'error': 'fleet report failed (%s: %s); please report this' % (type(exc).__name__, exc)}))
         return 1
     print(json.dumps(out))
     return 0
