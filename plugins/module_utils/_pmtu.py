@@ -36,6 +36,7 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
+from ansible_collections.hostprep.container_host.plugins.module_utils._netns import enter_netns, iproute, require_pyroute2
 
 # Constants from linux/in.h, linux/in6.h, linux/icmp.h, linux/icmpv6.h and
 # linux/errqueue.h; Python's socket module does not export them all.
@@ -377,21 +378,100 @@ def classify_error(family: int, err: ExtendedError, size: int, rtt: float | None
 
 _UNREACHABLE_ERRNOS = (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN)
 
+#: 0.0.0.0/8 is "this network" (RFC 1122): a source, never a destination
+_THIS_NETWORK = ipaddress.ip_network('0.0.0.0/8')
+_LIMITED_BROADCAST = ipaddress.ip_address('255.255.255.255')
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    """A target as given, and the address it names (an IPv4-mapped IPv6
+    address names its IPv4 address, which is how it travels)."""
+
+    given: str
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    scope: str | None = None
+
+    @property
+    def family(self) -> int:
+        return self.address.version
+
+    @property
+    def text(self) -> str:
+        """The address with its interface (fe80::1%eth0), as getaddrinfo takes it."""
+        return '%s%%%s' % (self.address, self.scope) if self.scope else str(self.address)
+
+
+def parse_address(target: t.Any) -> Address:
+    """The address a target names, or HostprepError saying what is wrong with it. Pure."""
+    given = '' if target is None else str(target)
+    text = given.strip()
+    if not text:
+        raise HostprepError(
+            'target %r is empty: a templated address probably came out empty or unset; give the address of the '
+            'storage peer (for example 198.18.3.10)' % (given,), target=given)
+    literal, percent, scope = text.partition('%')
+    if '/' in literal:
+        raise HostprepError(
+            'target %r is a network, not an address: path MTU is measured to one peer; give the address of the '
+            'storage peer without /prefix' % (given,), target=given)
+    try:
+        address = ipaddress.ip_address(literal)
+    except ValueError:
+        raise HostprepError(
+            'target %r is not an IPv4 or IPv6 address: path_mtu_info probes address literals only '
+            '(for example 198.18.3.10 or fd42:1ab:0:3::a) and does not resolve names (a name may resolve to '
+            'another network than the storage one); give the address of the storage peer instead'
+            % (given,), target=given) from None
+    if percent and address.version == 4:
+        raise HostprepError('target %r has an interface after %%, which only IPv6 addresses take (fe80::1%%eth0); '
+                            'give the IPv4 address alone' % (given,), target=given)
+    if percent and not scope:
+        raise HostprepError('target %r ends in an empty interface name; give the address with its interface, '
+                            'as fe80::1%%eth0' % (given,), target=given)
+    mapped = getattr(address, 'ipv4_mapped', None)
+    if mapped is not None:
+        # ::ffff:a.b.c.d travels as IPv4
+        return Address(given, mapped)
+    return Address(given, address, scope or None)
+
+
+def refusal(addr: Address, allow_loopback: bool = False) -> str | None:
+    """Why a target cannot be a storage peer, judged from the address alone (None when it can). Pure."""
+    address = addr.address
+    name = repr(addr.given.strip())
+    if address.version == 4 and address in _THIS_NETWORK and not address.is_unspecified:
+        return ('target %s is in 0.0.0.0/8, "this network", which is never a destination; give the address of the '
+                'storage peer' % name)
+    if address.is_unspecified:
+        return ('target %s is the unspecified address %s, which reaches this host itself over loopback, not a '
+                'peer: a templated address probably came out empty or unset; give the address of the storage '
+                'peer' % (name, address))
+    if address.is_multicast:
+        return ('target %s is a multicast address: the path MTU is measured to one peer; give the unicast '
+                'address of the storage peer' % name)
+    if address == _LIMITED_BROADCAST:
+        return ('target %s is the broadcast address: the path MTU is measured to one peer; give the unicast '
+                'address of the storage peer' % name)
+    if address.is_loopback and not allow_loopback:
+        return ('target %s is a loopback address: its answer comes from this host and says nothing about the '
+                'storage network; give the address of the storage peer, or set allow_loopback=true to probe '
+                'loopback on purpose' % name)
+    if address.version == 6 and address.is_link_local and not addr.scope:
+        return ('target %s is an IPv6 link-local address without its interface; give it as %s%%IFNAME '
+                '(for example %s%%eth0)' % (name, address, address))
+    return None
+
 
 def parse_target(target: str) -> tuple[int, tuple]:
     """Return (IP version, sockaddr) of an address literal, or raise HostprepError."""
-    text = str(target).strip()
+    addr = parse_address(target)
     try:
-        address = ipaddress.ip_address(text.split('%', 1)[0])
-        if getattr(address, 'ipv4_mapped', None) is not None:
-            # ::ffff:a.b.c.d travels as IPv4
-            text = str(address.ipv4_mapped)
-        infos = socket.getaddrinfo(text, None, 0, socket.SOCK_RAW, 0, socket.AI_NUMERICHOST)
-    except (ValueError, socket.gaierror):
-        raise HostprepError(
-            'target %r is not an IPv4 or IPv6 address: path_mtu_info probes address literals only '
-            '(for example 198.18.3.10 or fd42:1ab:0:3::a) and does not resolve names; '
-            'give the address of the storage peer instead' % (target,), target=target) from None
+        infos = socket.getaddrinfo(addr.text, None, 0, socket.SOCK_RAW, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        # the address itself parsed: only its interface can be unknown
+        raise HostprepError('target %r names interface %s, which does not exist here; give an interface of '
+                            'this host (or of the netns probed from)' % (target, addr.scope), target=target) from None
     family, _type, _proto, _name, sockaddr = infos[0]
     return (6 if family == socket.AF_INET6 else 4), sockaddr
 
@@ -557,31 +637,148 @@ def probe(target: str, size: int, timeout: float) -> ProbeResult:
 # what the module runs
 # ---------------------------------------------------------------------------
 
-def validate(targets: t.Sequence[str], expected_mtu: int, timeout: float, concurrency: int) -> list[int]:
-    """Check every option before any probe; return each target's IP version."""
-    if not targets:
-        raise HostprepError('targets is empty: give at least one IPv4 or IPv6 address to probe')
+#: the most targets probed at the same time: each holds a thread and a raw socket
+MAX_CONCURRENCY = 256
+#: the seconds to wait for each probe: below MIN_TIMEOUT a real peer's reply
+#: cannot come back, and every probe would pass for a loss
+MIN_TIMEOUT = 0.01
+MAX_TIMEOUT = 60.0
+#: route types of rtnetlink (linux/rtnetlink.h), as ``ip route get`` reports them
+RTN_LOCAL = 2
+RTN_BROADCAST = 3
+RTN_MULTICAST = 5
+
+
+@dataclasses.dataclass
+class Route:
+    """What the routing of the namespace probed from says about one target."""
+
+    type: int
+    device: str | None = None
+    #: the host's own address (with its prefix and device) that makes the
+    #: target local or a subnet's broadcast address
+    owner: str | None = None
+
+
+def check_options(expected_mtu: int, timeout: float, concurrency: int) -> None:
+    """Check the scalar options before anything else. Pure."""
     if not MIN_MTU[4] <= expected_mtu <= MAX_MTU:
         raise HostprepError(
             'expected_mtu %d is out of range: an MTU is between %d and %d bytes '
             '(IPv6 needs at least %d); give the MTU the storage network should carry, for example 9000'
             % (expected_mtu, MIN_MTU[4], MAX_MTU, MIN_MTU[6]), expected_mtu=expected_mtu)
-    if not 0 < timeout <= 60:
-        raise HostprepError('timeout %s is out of range: give the seconds to wait for each probe, '
-                            'more than 0 and at most 60' % timeout, timeout=timeout)
-    if concurrency < 1:
-        raise HostprepError('concurrency %d is out of range: give 1 or more' % concurrency,
+    if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:
+        raise HostprepError('timeout %s is out of range: give the seconds to wait for each probe, from %s to %s '
+                            '(a shorter wait takes every reply for a loss)' % (timeout, MIN_TIMEOUT, MAX_TIMEOUT),
+                            timeout=timeout)
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise HostprepError('concurrency %d is out of range: give 1 to %d (each target probed at the same time '
+                            'holds a thread and a raw socket)' % (concurrency, MAX_CONCURRENCY),
                             concurrency=concurrency)
-    families = []
+
+
+def _refuse(problems: list[str], **details: t.Any) -> None:
+    if len(problems) == 1:
+        raise HostprepError(problems[0], **details)
+    if problems:
+        raise HostprepError('%d targets cannot be probed: %s' % (len(problems), '; '.join(problems)), **details)
+
+
+def plan_targets(targets: t.Sequence[t.Any], expected_mtu: int,
+                 allow_loopback: bool = False) -> tuple[list[Address], list[dict[str, str]]]:
+    """Every target parsed and judged from its address before any probe, and
+    the distinct ones: (addresses to probe in the order given, duplicates as
+    {target, same_as}). All refusals are reported at once. Pure."""
+    if not targets:
+        raise HostprepError('targets is empty: give at least one IPv4 or IPv6 address to probe')
+    problems: list[str] = []
+    unique: dict[tuple, Address] = {}
+    duplicates: list[dict[str, str]] = []
     for target in targets:
-        family, _sockaddr = parse_target(target)
-        if family == 6 and expected_mtu < MIN_MTU[6]:
-            raise HostprepError(
-                'expected_mtu %d is below %d, the minimum MTU of IPv6, and target %s is IPv6: '
-                'give expected_mtu %d or more, or probe it in a separate task'
-                % (expected_mtu, MIN_MTU[6], target, MIN_MTU[6]), target=target, expected_mtu=expected_mtu)
-        families.append(family)
-    return families
+        try:
+            addr = parse_address(target)
+        except HostprepError as exc:
+            problems.append(exc.msg)
+            continue
+        why = refusal(addr, allow_loopback)
+        if why:
+            problems.append(why)
+            continue
+        if addr.family == 6 and expected_mtu < MIN_MTU[6]:
+            problems.append('expected_mtu %d is below %d, the minimum MTU of IPv6, and target %s is IPv6: '
+                            'give expected_mtu %d or more, or probe it in a separate task'
+                            % (expected_mtu, MIN_MTU[6], addr.given, MIN_MTU[6]))
+            continue
+        key = (addr.address, addr.scope)
+        if key in unique:
+            duplicates.append({'target': addr.given, 'same_as': unique[key].given})
+            continue
+        unique[key] = addr
+    _refuse(problems)
+    return list(unique.values()), duplicates
+
+
+def route_refusal(addr: Address, route: Route | None, allow_loopback: bool = False) -> str | None:
+    """Why the namespace's routing makes a target no storage peer (None when it is one). Pure."""
+    if route is None:
+        return None  # no route: the probes say so (unreachable)
+    where = ' (%s)' % route.owner if route.owner else (' (on %s)' % route.device if route.device else '')
+    name = repr(addr.given.strip())
+    if route.type == RTN_BROADCAST:
+        return ('target %s is a broadcast address of this host\'s subnet%s: the path MTU is measured to one '
+                'peer; give the unicast address of the storage peer' % (name, where))
+    if route.type == RTN_MULTICAST:
+        return ('target %s is routed as multicast%s: the path MTU is measured to one peer; give the unicast '
+                'address of the storage peer' % (name, where))
+    if route.type == RTN_LOCAL and not allow_loopback:
+        return ('target %s is an address of this host%s: its answer comes back over loopback and says nothing '
+                'about the storage network; give the address of the storage peer, or set allow_loopback=true '
+                'to probe it on purpose' % (name, where))
+    return None
+
+
+def route_to(addr: Address) -> Route | None:
+    """``ip route get`` for one target in the current namespace, through
+    pyroute2; None when there is no route."""
+    from pyroute2.netlink.exceptions import NetlinkError  # pylint: disable=import-outside-toplevel
+    query: dict[str, t.Any] = {'dst': str(addr.address)}
+    with iproute() as ipr:
+        if addr.scope:
+            index = ipr.link_lookup(ifname=addr.scope) or ([int(addr.scope)] if addr.scope.isdigit() else [])
+            if not index:
+                raise HostprepError('target %r names interface %s, which does not exist here; give an interface '
+                                    'of this host (or of the netns probed from)' % (addr.given, addr.scope),
+                                    target=addr.given)
+            query['oif'] = index[0]
+        try:
+            msg = ipr.route('get', **query)[0]
+        except NetlinkError:
+            return None
+        names = {link['index']: link.get_attr('IFLA_IFNAME') for link in ipr.get_links()}
+        route = Route(msg['type'], names.get(msg.get_attr('RTA_OIF')))
+        if route.type in (RTN_LOCAL, RTN_BROADCAST):
+            family = socket.AF_INET if addr.family == 4 else socket.AF_INET6
+            for entry in ipr.get_addr(family=family):
+                mine = entry.get_attr('IFA_LOCAL') or entry.get_attr('IFA_ADDRESS')
+                subnet = ipaddress.ip_interface('%s/%d' % (mine, entry['prefixlen'])).network
+                # a directed broadcast address is the subnet's last one, with or without IFA_BROADCAST
+                broadcast = subnet.broadcast_address if addr.family == 4 and subnet.prefixlen < 31 else None
+                if addr.address in (ipaddress.ip_address(mine), broadcast):
+                    route.owner = '%s/%d on %s' % (mine, entry['prefixlen'], names.get(entry['index']))
+                    break
+    return route
+
+
+def check_routes(addresses: t.Sequence[Address], allow_loopback: bool = False,
+                 route_of: t.Callable[[Address], Route | None] = route_to) -> None:
+    """Refuse targets the routing of this namespace calls broadcast,
+    multicast or local, all at once, before any probe."""
+    problems = []
+    for addr in addresses:
+        why = route_refusal(addr, route_of(addr), allow_loopback)
+        if why:
+            problems.append(why)
+    _refuse(problems)
 
 
 def measure(target: str, expected_mtu: int, timeout: float,
@@ -611,3 +808,26 @@ def measure_all(targets: t.Sequence[str], expected_mtu: int, timeout: float, con
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(measure, target, expected_mtu, timeout, prober_factory) for target in targets]
         return [future.result() for future in futures]
+
+
+def survey(module: t.Any) -> dict[str, t.Any]:
+    """The module's work: check every option and target, enter the
+    namespace, refuse targets its routing makes no peer, probe the rest."""
+    params = module.params
+    start = time.monotonic()
+    check_options(params['expected_mtu'], params['timeout'], params['concurrency'])
+    addresses, duplicates = plan_targets(params['targets'], params['expected_mtu'], params['allow_loopback'])
+    require_pyroute2(module)
+    enter_netns(params['netns'])
+    check_routes(addresses, params['allow_loopback'])
+    results = measure_all([addr.given for addr in addresses], params['expected_mtu'], params['timeout'],
+                          params['concurrency'])
+    for dup in duplicates:
+        module.warn('target %s is the same address as %s: probed once' % (dup['target'], dup['same_as']))
+    return {
+        'changed': False,
+        'targets': results,
+        'duplicates': duplicates,
+        'all_ok': all(r['expected_mtu_ok'] for r in results),
+        'seconds': round(time.monotonic() - start, 3),
+    }

@@ -16,6 +16,7 @@ description:
   - Sets or removes keys of the Docker daemon configuration file and keeps every other key untouched.
   - Compares the file as data, not text, so key order and whitespace never cause a change.
   - Refuses an existing file that is not a JSON object and says where the JSON breaks; nothing is changed then.
+  - Writes through a symbolic link at O(path), keeping the link.
   - Before writing, checks the storage keys against the engine installed on the host and the filesystem under the
     data root, runs C(dockerd --validate) where the engine has it (Engine 23 and later), and finds keys that
     dockerd is also given as command-line flags (dockerd refuses to start with a directive in both places).
@@ -28,8 +29,16 @@ extends_documentation_fragment:
 options:
   path:
     description:
-      - Path of the daemon configuration file.
+      - Absolute path of the daemon configuration file.
       - A new file gets mode V(0644); an existing file keeps its mode and owner.
+      - When O(path) is a symbolic link, the file it points to is written and the link stays. A dangling link, a
+        link to a directory, a directory, a file that is not a regular file, a file with other hard links (an atomic
+        write would leave them stale) and a file bigger than 1 MiB (daemon.json files are a few KiB) are refused
+        before the file is read.
+      - A file that is not UTF-8 text, not a JSON object, or that sets a key more than once (dockerd uses the last
+        value, so a rewrite would silently drop the others) is refused; nothing is changed then.
+      - A write that fails (a full filesystem, an immutable directory or file, a bind mount) leaves the old file
+        as it was, removes the backup and directories it had made, and says so.
     type: path
     default: /etc/docker/daemon.json
   state:

@@ -55,7 +55,15 @@ options:
     description:
       - The addresses to probe, as IPv4 or IPv6 address literals (for example V(198.18.3.10) or
         V(fd42:1ab:0:3::a)). A link-local IPv6 address takes its interface as C(%ifname).
-      - Names are not resolved; a target that is not an address literal fails the module before any probe.
+      - Names are not resolved (a name may resolve to another network than the storage one); a target that is not
+        an address literal fails the module before any probe.
+      - Refused before any probe, and all named in one message, are an empty target (a templated value that came
+        out empty), the unspecified address (V(0.0.0.0), V(::)), loopback addresses and addresses of the host itself
+        (unless O(allow_loopback=true)), multicast addresses, the broadcast address V(255.255.255.255), the
+        broadcast address of a subnet of the host (as C(ip route get) reports it in the namespace probed from),
+        and an IPv6 link-local address without its interface.
+      - A target that names the same address as an earlier one (V(198.18.3.10) and V(::ffff:198.18.3.10)) is
+        probed once, listed in RV(duplicates) and named in a warning.
     type: list
     elements: str
     required: true
@@ -72,17 +80,25 @@ options:
     type: str
   timeout:
     description:
-      - Seconds to wait for the answer to each probe.
+      - Seconds to wait for the answer to each probe, from V(0.01) to V(60).
     type: float
     default: 1.0
   concurrency:
     description:
-      - How many targets are probed at the same time, each from its own thread and raw socket.
+      - How many targets are probed at the same time, each from its own thread and raw socket, from V(1) to V(256).
     type: int
     default: 32
+  allow_loopback:
+    description:
+      - Probe loopback addresses (V(127.0.0.1), V(::1)) and addresses of the host itself, which answer over the
+        loopback interface and say nothing about the storage network.
+      - By default such a target is refused, since it usually means a templated address that points at the
+        wrong host.
+    type: bool
+    default: false
 requirements:
   - root or C(CAP_NET_RAW) (raw ICMP sockets)
-  - pyroute2 (only with O(netns))
+  - pyroute2 (the route lookup that tells broadcast and local targets, and O(netns))
 notes:
   - The results match C(ping -M do -s PAYLOAD) and C(tracepath -n -l 9000) on the same path, except
     that tracepath cannot see a black hole.
@@ -126,7 +142,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 targets:
-  description: One entry per target, in the order of O(targets).
+  description: One entry per distinct target, in the order of O(targets) (see RV(duplicates)).
   returned: success
   type: list
   elements: dict
@@ -199,6 +215,20 @@ targets:
       description: How long probing this target took.
       type: float
       sample: 0.004
+duplicates:
+  description: Targets that name the same address as an earlier target, which were probed once.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    target:
+      description: The duplicate as given.
+      type: str
+      sample: ::ffff:198.18.3.10
+    same_as:
+      description: The earlier target it repeats, whose entry in RV(targets) holds the result.
+      type: str
+      sample: 198.18.3.10
 all_ok:
   description: Whether every target is reachable and carries O(expected_mtu).
   returned: success
@@ -211,22 +241,10 @@ seconds:
   sample: 1.52
 '''
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
-    HostprepError,
-    fail_from,
-)
-from ansible_collections.hostprep.container_host.plugins.module_utils._netns import (
-    enter_netns,
-    require_pyroute2,
-)
-from ansible_collections.hostprep.container_host.plugins.module_utils._pmtu import (
-    measure_all,
-    validate,
-)
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
+from ansible_collections.hostprep.container_host.plugins.module_utils._pmtu import survey
 
 
 def main():
@@ -237,27 +255,11 @@ def main():
             netns=dict(type='str'),
             timeout=dict(type='float', default=1.0),
             concurrency=dict(type='int', default=32),
+            allow_loopback=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    start = time.monotonic()
-    try:
-        validate(params['targets'], params['expected_mtu'], params['timeout'], params['concurrency'])
-        if params['netns']:
-            require_pyroute2(module)
-            enter_netns(params['netns'])
-        results = measure_all(params['targets'], params['expected_mtu'], params['timeout'],
-                              params['concurrency'])
-    except HostprepError as exc:
-        fail_from(module, exc, changed=False)
-        return
-    module.exit_json(
-        changed=False,
-        targets=results,
-        all_ok=all(r['expected_mtu_ok'] for r in results),
-        seconds=round(time.monotonic() - start, 3),
-    )
+    execute(module, survey)
 
 
 if __name__ == '__main__':

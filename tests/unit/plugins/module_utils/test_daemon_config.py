@@ -36,9 +36,35 @@ def test_invalid_json_says_where(text, where):
     assert 'nothing was changed' in info.value.msg
 
 
-def test_json_that_is_not_an_object():
-    with pytest.raises(dc.ConfigProblem, match='holds a JSON list, not an object'):
-        dc.parse_config('[1]', 'x.json')
+@pytest.mark.parametrize('text,kind', [('[1]', 'list'), ('"overlay2"', 'string'), ('3', 'number'), ('null', 'null'),
+                                       ('true', 'boolean')])
+def test_json_that_is_not_an_object(text, kind):
+    with pytest.raises(dc.ConfigProblem, match='x.json holds a JSON %s, not an object' % kind):
+        dc.parse_config(text, 'x.json')
+
+
+@pytest.mark.parametrize('text,words', [
+    ('{"debug": NaN}', 'NaN is not JSON (dockerd refuses it)'),
+    ('{"max-concurrent-downloads": Infinity}', 'Infinity is not JSON'),
+    ('{"a": ' + '[' * 100000 + ']' * 100000 + '}', 'nests lists or objects too deeply'),
+])
+def test_what_dockerd_cannot_read_is_refused(text, words):
+    with pytest.raises(dc.ConfigProblem) as info:
+        dc.parse_config(text, '/etc/docker/daemon.json')
+    assert '/etc/docker/daemon.json' in info.value.msg and words in info.value.msg
+
+
+def test_duplicate_keys_refused_for_a_rewrite():
+    text = '{"log-level": "warn", "debug": false, "log-opts": {"max-size": "1m", "max-size": "2m"}, "debug": true}'
+    with pytest.raises(dc.ConfigProblem) as info:
+        dc.parse_config(text, '/etc/docker/daemon.json', refuse_duplicates=True)
+    assert '/etc/docker/daemon.json sets debug, max-size more than once' in info.value.msg
+    assert info.value.details['duplicates'] == ['debug', 'max-size']
+
+
+def test_render_refuses_nan():
+    with pytest.raises(ValueError):
+        dc.render({'x': float('nan')})
 
 
 def test_missing_empty_and_duplicate():

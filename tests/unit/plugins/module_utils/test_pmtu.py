@@ -457,7 +457,8 @@ def test_probe_keeps_its_interface():
     assert [f.name for f in dataclasses.fields(ProbeResult)][:5] == ['outcome', 'size', 'mtu', 'hop', 'rtt']
 
 
-@pytest.mark.parametrize('target', ['storage01.example', 'not-an-ip', '198.18.3', '198.18.3.300', '', 'fd42::1::2'])
+@pytest.mark.parametrize('target', ['storage01.example', 'not-an-ip', '198.18.3', '198.18.3.300', 'fd42::1::2',
+                                    'localhost'])
 def test_parse_target_rejects_names_and_garbage(target):
     with pytest.raises(HostprepError) as info:
         _pmtu.parse_target(target)
@@ -465,23 +466,127 @@ def test_parse_target_rejects_names_and_garbage(target):
     assert 'does not resolve names' in info.value.msg
 
 
-@pytest.mark.parametrize('targets,expected,timeout,concurrency,words', [
-    ([], 9000, 1.0, 32, 'targets is empty'),
-    (['198.18.3.10'], 40, 1.0, 32, 'expected_mtu 40 is out of range'),
-    (['198.18.3.10'], 65536, 1.0, 32, 'expected_mtu 65536 is out of range'),
-    (['198.18.3.10', 'fd42:1ab:0:3::a'], 1000, 1.0, 32, 'target fd42:1ab:0:3::a is IPv6'),
-    (['198.18.3.10'], 9000, 0.0, 32, 'timeout 0.0 is out of range'),
-    (['198.18.3.10'], 9000, 1.0, 0, 'concurrency 0 is out of range'),
-    (['198.18.3.10', 'nas.example'], 9000, 1.0, 32, "'nas.example' is not an IPv4 or IPv6 address"),
+@pytest.mark.parametrize('target,words', [
+    ('', "target '' is empty"),
+    ('  ', "target '  ' is empty"),
+    (None, "target '' is empty"),
+    ('198.18.3.0/24', 'is a network, not an address'),
+    ('198.18.3.10%eth0', 'only IPv6 addresses take'),
+    ('fe80::1%', 'empty interface name'),
 ])
-def test_validate_errors(targets, expected, timeout, concurrency, words):
+def test_parse_address_says_what_is_wrong(target, words):
     with pytest.raises(HostprepError) as info:
-        _pmtu.validate(targets, expected, timeout, concurrency)
+        _pmtu.parse_address(target)
     assert words in info.value.msg
 
 
-def test_validate_returns_families():
-    assert _pmtu.validate(['198.18.3.10', 'fd42:1ab:0:3::a'], 9000, 1.0, 1) == [4, 6]
+@pytest.mark.parametrize('target,words', [
+    ('0.0.0.0', 'unspecified address 0.0.0.0'),
+    ('::', 'unspecified address ::'),
+    ('0.1.2.3', '0.0.0.0/8'),
+    ('127.0.0.1', 'loopback address'),
+    ('127.9.9.9', 'loopback address'),
+    ('::1', 'loopback address'),
+    ('::ffff:127.0.0.1', 'loopback address'),
+    ('224.0.0.1', 'multicast'),
+    ('ff02::1', 'multicast'),
+    ('255.255.255.255', 'the broadcast address'),
+    ('fe80::1', 'link-local address without its interface'),
+])
+def test_refusal_by_address(target, words):
+    why = _pmtu.refusal(_pmtu.parse_address(target))
+    assert why and words in why and repr(target) in why
+
+
+@pytest.mark.parametrize('target,allowed', [('127.0.0.1', True), ('::1', True), ('198.18.3.10', False),
+                                            ('fe80::1%lo', False), ('fd42:1ab:0:3::a', False)])
+def test_refusal_lets_peers_and_asked_for_loopback_through(target, allowed):
+    addr = _pmtu.parse_address(target)
+    assert _pmtu.refusal(addr, allow_loopback=allowed) is None
+    if allowed:
+        assert 'allow_loopback=true' in _pmtu.refusal(addr)
+
+
+def test_plan_targets_dedupes_after_parsing():
+    targets = ['198.18.3.10', ' 198.18.3.10', '::ffff:198.18.3.10', 'FD42:1AB:0:3::A', 'fd42:1ab:0:3:0:0:0:a',
+               'fe80::1%lo', 'fe80::1%eth0']
+    addresses, duplicates = _pmtu.plan_targets(targets, 9000)
+    assert [a.given for a in addresses] == ['198.18.3.10', 'FD42:1AB:0:3::A', 'fe80::1%lo', 'fe80::1%eth0']
+    assert [a.family for a in addresses] == [4, 6, 6, 6]
+    assert duplicates == [{'target': ' 198.18.3.10', 'same_as': '198.18.3.10'},
+                          {'target': '::ffff:198.18.3.10', 'same_as': '198.18.3.10'},
+                          {'target': 'fd42:1ab:0:3:0:0:0:a', 'same_as': 'FD42:1AB:0:3::A'}]
+
+
+def test_plan_targets_names_every_refused_target_at_once():
+    with pytest.raises(HostprepError) as info:
+        _pmtu.plan_targets(['198.18.3.10', '0.0.0.0', '', 'nas.example', '::1'], 9000)
+    msg = info.value.msg
+    assert msg.startswith('4 targets cannot be probed')
+    for words in ("'0.0.0.0' is the unspecified", "target '' is empty", "'nas.example' is not an IPv4",
+                  "'::1' is a loopback"):
+        assert words in msg
+
+
+@pytest.mark.parametrize('targets,expected,words', [
+    ([], 9000, 'targets is empty'),
+    (['198.18.3.10', 'fd42:1ab:0:3::a'], 1000, 'target fd42:1ab:0:3::a is IPv6'),
+])
+def test_plan_targets_errors(targets, expected, words):
+    with pytest.raises(HostprepError) as info:
+        _pmtu.plan_targets(targets, expected)
+    assert words in info.value.msg
+
+
+@pytest.mark.parametrize('expected,timeout,concurrency,words', [
+    (40, 1.0, 32, 'expected_mtu 40 is out of range'),
+    (65536, 1.0, 32, 'expected_mtu 65536 is out of range'),
+    (9000, 0.0, 32, 'timeout 0.0 is out of range'),
+    (9000, 0.001, 32, 'timeout 0.001 is out of range'),
+    (9000, 61.0, 32, 'timeout 61.0 is out of range'),
+    (9000, float('nan'), 32, 'timeout nan is out of range'),
+    (9000, 1.0, 0, 'concurrency 0 is out of range: give 1 to 256'),
+    (9000, 1.0, 100000, 'concurrency 100000 is out of range: give 1 to 256'),
+])
+def test_check_options(expected, timeout, concurrency, words):
+    with pytest.raises(HostprepError) as info:
+        _pmtu.check_options(expected, timeout, concurrency)
+    assert words in info.value.msg
+
+
+def test_check_options_accepts_the_bounds():
+    _pmtu.check_options(68, 0.01, 1)
+    _pmtu.check_options(65535, 60.0, 256)
+
+
+@pytest.mark.parametrize('route,allowed,words', [
+    (_pmtu.Route(_pmtu.RTN_BROADCAST, 'eth1', '198.51.100.2/24 on eth1'), False,
+     "'198.51.100.255' is a broadcast address of this host's subnet (198.51.100.2/24 on eth1)"),
+    (_pmtu.Route(_pmtu.RTN_BROADCAST, 'eth1', '198.51.100.2/24 on eth1'), True, 'broadcast'),
+    (_pmtu.Route(_pmtu.RTN_MULTICAST, 'eth1'), False, 'routed as multicast (on eth1)'),
+    (_pmtu.Route(_pmtu.RTN_LOCAL, 'lo', '198.51.100.255/32 on eth9'), False,
+     'is an address of this host (198.51.100.255/32 on eth9)'),
+    (_pmtu.Route(_pmtu.RTN_LOCAL, 'lo'), True, None),
+    (_pmtu.Route(1, 'eth0'), False, None),
+    (None, False, None),
+])
+def test_route_refusal(route, allowed, words):
+    why = _pmtu.route_refusal(_pmtu.parse_address('198.51.100.255'), route, allow_loopback=allowed)
+    if words is None:
+        assert why is None
+    else:
+        assert words in why
+
+
+def test_check_routes_names_every_target():
+    routes = {'198.18.1.255': _pmtu.Route(_pmtu.RTN_BROADCAST, 'eth0', '198.18.1.2/24 on eth0'),
+              '198.18.1.2': _pmtu.Route(_pmtu.RTN_LOCAL, 'lo', '198.18.1.2/24 on eth0'),
+              '198.18.2.10': _pmtu.Route(1, 'eth0')}
+    addresses, dummy = _pmtu.plan_targets(list(routes), 9000)
+    with pytest.raises(HostprepError) as info:
+        _pmtu.check_routes(addresses, route_of=lambda addr: routes[addr.given])
+    assert info.value.msg.startswith('2 targets cannot be probed')
+    _pmtu.check_routes(addresses[2:], route_of=lambda addr: routes[addr.given])
 
 
 class FakeProber:
