@@ -5,30 +5,43 @@
 """The devicemapper loopback reset, private to hostprep.container_host.
 
 The classic recipe (stop docker, wipe the data root, recreate sparse loopback
-files, start docker) as checked steps: the path must be a Docker data root and
-no dockerd may use it; what would go is counted from the data root's own files
-(containers/*/config.v2.json, image/<driver>/imagedb/content/sha256/*,
-volumes/*) and its allocated bytes; named volumes stay unless asked otherwise.
-The functions that look at a directory tree take the path, the rest are pure.
+files, start docker) as checked steps. The path must be proven Docker's
+before anything goes: it is the data root the engine is configured with
+(dockerd's flags, daemon.json data-root, else /var/lib/docker; symbolic
+links resolved as dockerd resolves them), every top-level entry is one
+dockerd makes (_data_root_layout), no filesystem is mounted below it and no
+other mount point shows its files, and no dockerd uses it. What would go is
+counted from the data root's own files (containers/*/config.v2.json,
+image/<driver>/imagedb/content/sha256/*, volumes/*) and its allocated bytes;
+named volumes stay unless asked otherwise. A removal that fails halfway
+records what went (changes_of) and says what is left. The functions that
+look at a directory tree take the path, the rest are pure.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
+import sys
 import typing as t
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
+    Changes,
     Differences,
     HostprepError,
+    changes_of,
+    read_text,
 )
+from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
+from ansible_collections.hostprep.container_host.plugins.module_utils import _data_root_layout as _layout
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils import _sizes
 
-LOOPBACK_DIR = os.path.join('devicemapper', 'devicemapper')
+LOOPBACK_DIR = _layout.LOOPBACK_DIR
 
 # Directories that are never a data root: wiping them would wipe the system.
 PROTECTED = frozenset([
@@ -37,10 +50,7 @@ PROTECTED = frozenset([
     '/usr/local', '/usr/sbin', '/usr/share', '/var', '/var/lib', '/var/log', '/var/tmp', '/var/cache',
     '/var/run', '/var/lib/containerd',
 ])
-# Entries of a data root that only dockerd makes: the storage drivers' homes
-# and the image and container stores.
-DRIVER_DIRS = frozenset(_engine.GRAPH_DRIVERS_20_10)
-MARKERS = frozenset(['image', 'containers']) | DRIVER_DIRS
+NOTHING = 'nothing was changed'
 
 
 def parse_size(value: t.Any, name: str) -> int:
@@ -56,39 +66,126 @@ def parse_size(value: t.Any, name: str) -> int:
     return size
 
 
-# ---- is this a data root, and may it be wiped -------------------------------
+# ---- which data root the engine is configured with -----------------------------
 
-def path_problem(data_root: str, real: str, is_dir: bool, entries: list[str],
-                 volume_entries: list[str]) -> str | None:
-    """Why this path must not be reset (None when it may). entries are the
-    names in the directory, volume_entries the names in its volumes/."""
+def configured_data_root(daemon_config: str, flags: list[_daemon_config.FlagUse],
+                         read: t.Callable[[str], str | None] = read_text) -> tuple[str, str]:
+    """(the data root dockerd would use, where that is set). dockerd's
+    --config-file flag names the daemon.json to read; a data root set both
+    as a flag and in daemon.json to different paths is refused (dockerd
+    refuses to start so)."""
+    for use in flags:
+        if use.flag == 'config-file' and use.value:
+            daemon_config = use.value
+    try:
+        config, dummy_warnings = _daemon_config.parse_config(read(daemon_config), daemon_config)
+    except HostprepError as exc:
+        raise HostprepError('cannot tell which data root the engine is configured with: %s' % exc.msg) from exc
+    config = config or {}
+    flagged = [use for use in flags if use.flag in ('data-root', 'graph') and use.value]
+    in_config = next((config[key] for key in ('data-root', 'graph') if isinstance(config.get(key), str) and config[key]),
+                     None)
+    if flagged and in_config and os.path.normpath(flagged[-1].value or '') != os.path.normpath(in_config):
+        raise HostprepError('the engine\'s data root is set twice: %s in %s and flag --%s %s in %s; dockerd refuses '
+                            'to start so, and which one is meant cannot be told; remove one of them; %s'
+                            % (in_config, daemon_config, flagged[-1].flag, flagged[-1].value, flagged[-1].where(), NOTHING))
+    if in_config:
+        return in_config, 'data-root in %s' % daemon_config
+    if flagged:
+        return flagged[-1].value or '', 'flag --%s in %s' % (flagged[-1].flag, flagged[-1].where())
+    return _engine.DEFAULT_DATA_ROOT, 'the default: neither %s nor dockerd\'s flags set one' % daemon_config
+
+
+# ---- is this Docker's data root, and may it be wiped ---------------------------
+
+def system_directory_problem(data_root: str, real: str) -> str | None:
     if real in PROTECTED or data_root.rstrip('/') in PROTECTED or not data_root.strip('/'):
         return ('data_root %s%s is a system directory, not a Docker data root; give the path of the data root '
-                '(for example /var/lib/docker); nothing was changed'
-                % (data_root, ' (%s)' % real if real != data_root else ''))
+                '(for example /var/lib/docker); %s' % (data_root, ' (%s)' % real if real != data_root else '', NOTHING))
+    return None
+
+
+def existence_problem(data_root: str, real: str) -> str | None:
+    if not os.path.isabs(data_root):
+        return ('data_root %s is not an absolute path; give the absolute path of the Docker data root (daemon.json '
+                'data-root, default /var/lib/docker); %s' % (data_root, NOTHING))
     if not os.path.lexists(data_root):
         return ('data_root %s does not exist; give the path of the Docker data root (daemon.json data-root, '
-                'default /var/lib/docker); nothing was changed' % data_root)
-    if not is_dir:
-        return ('data_root %s is not a directory; give the path of the Docker data root (daemon.json data-root, '
-                'default /var/lib/docker); nothing was changed' % data_root)
-    if not entries:
+                'default /var/lib/docker); %s' % (data_root, NOTHING))
+    if not os.path.isdir(real):
+        what = 'a symbolic link to %s, which is not a directory' % real if real != data_root else 'not a directory'
+        return ('data_root %s is %s; give the path of the Docker data root (daemon.json data-root, default '
+                '/var/lib/docker); %s' % (data_root, what, NOTHING))
+    return None
+
+
+def configured_problem(data_root: str, real: str, configured: str, configured_real: str, where: str) -> str | None:
+    """data_root must be the directory dockerd is configured to use (the
+    same directory after symbolic links, as dockerd resolves them)."""
+    if real == configured_real:
         return None
-    if set(entries) & MARKERS:
+    shown = configured if configured_real == configured else '%s (%s)' % (configured, configured_real)
+    given = data_root if real == data_root else '%s (%s)' % (data_root, real)
+    return ('data_root %s is not the engine\'s data root: dockerd is configured to use %s (%s); give data_root: %s, '
+            'or, when dockerd reads its settings from other files, name them with daemon_config and flags_sources; %s'
+            % (given, shown, where, configured, NOTHING))
+
+
+def layout_problem(data_root: str, entries: dict[str, str], filesystem_root: bool) -> str | None:
+    """Entries dockerd does not make are refused by name: they would be
+    deleted with the data root."""
+    foreign = _layout.foreign_entries(entries, filesystem_root)
+    if not foreign:
         return None
-    # What a reset leaves behind: volumes/ (with dockerd's metadata.db) and
-    # the devicemapper loopback files.
-    if set(entries) <= {'volumes', 'devicemapper'} and ('metadata.db' in volume_entries or 'volumes' not in entries):
+    shown = ', '.join(foreign[:10]) + (' and %d more' % (len(foreign) - 10) if len(foreign) > 10 else '')
+    return ('data_root %s holds %s that Docker does not make: %s; the reset would delete %s with the data root. '
+            'Move %s out of %s (or check that data_root is right) and run again; a Docker data root holds only %s; %s'
+            % (data_root, 'an entry' if len(foreign) == 1 else '%d entries' % len(foreign), shown,
+               'it' if len(foreign) == 1 else 'them', 'it' if len(foreign) == 1 else 'them', data_root,
+               ', '.join(sorted(_layout.ENTRIES)), NOTHING))
+
+
+def linked_problem(data_root: str, real: str, remove: list[str], entries: dict[str, str]) -> str | None:
+    """A top-level entry that is a symbolic link would lose only the link:
+    what it points to stays, and the reset would not be what it reports."""
+    linked = [name for name in remove if entries.get(name) == 'symbolic link']
+    if not linked:
         return None
-    return ('data_root %s does not look like a Docker data root: it has no image/, containers/ or storage driver '
-            'directory (%s), only %s; check that the path is right (daemon.json data-root); nothing was changed'
-            % (data_root, ', '.join(sorted(DRIVER_DIRS)), ', '.join(sorted(entries)[:10])))
+    shown = ', '.join('%s -> %s' % (name, os.readlink(os.path.join(real, name))) for name in linked)
+    return ('data_root %s has entries that are symbolic links (%s); the reset would remove only the links and leave '
+            'what they point to. Remove the links and their targets yourself, or replace the links by the directories, '
+            'and run again; %s' % (data_root, shown, NOTHING))
 
 
 def mounts_below(real: str, mounts: list[_mounts.Mount]) -> list[str]:
     """Mount points strictly below real."""
     return sorted({mount.target for mount in mounts
                    if _mounts.is_within(mount.target, real) and os.path.normpath(mount.target) != real})
+
+
+def holding_mount(real: str, mounts: list[_mounts.Mount]) -> _mounts.Mount | None:
+    """The mount whose files one sees at real (the deepest, last stacked)."""
+    found = None
+    for mount in mounts:
+        if _mounts.is_within(real, mount.target) and (found is None or len(mount.target) >= len(found.target)):
+            found = mount
+    return found
+
+
+def also_shown_at(real: str, mounts: list[_mounts.Mount],
+                  same_device: t.Callable[[str, str], bool] = _mounts.same_block_device) -> list[str]:
+    """Other mount points that show the data root's files or a part of them
+    (the same filesystem mounted twice, or the data root bound elsewhere):
+    emptying the data root would empty them too. A mount that shows a
+    directory above the data root (the filesystem the data root was bound
+    from) is not counted: that is where the data root's files live."""
+    holder = holding_mount(real, mounts)
+    if holder is None:
+        return []
+    inside = os.path.normpath(os.path.join(holder.fsroot or '/', os.path.relpath(real, holder.target)))
+    return sorted({mount.target for mount in mounts
+                   if mount is not holder and not _mounts.is_within(mount.target, real)
+                   and same_device(mount.source, holder.source) and _mounts.is_within(mount.fsroot or '/', inside)})
 
 
 # ---- what is in it ------------------------------------------------------------
@@ -121,11 +218,12 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def allocated_bytes(paths: list[str], seen: set[tuple[int, int]] | None = None) -> int:
-    """Bytes allocated on disk (st_blocks * 512) under the paths, symlinks
-    not followed, each inode counted once (hard links)."""
+def tree_usage(paths: list[str], seen: set[tuple[int, int]] | None = None) -> tuple[int, int]:
+    """(bytes allocated on disk (st_blocks * 512), number of files and
+    directories) at and under the paths, symlinks not followed, each inode
+    counted once (hard links)."""
     seen = set() if seen is None else seen
-    total = 0
+    total = count = 0
     stack = list(paths)
     while stack:
         path = stack.pop()
@@ -133,6 +231,7 @@ def allocated_bytes(paths: list[str], seen: set[tuple[int, int]] | None = None) 
             st = os.lstat(path)
         except FileNotFoundError:
             continue
+        count += 1
         key = (st.st_dev, st.st_ino)
         if key not in seen:
             seen.add(key)
@@ -143,7 +242,12 @@ def allocated_bytes(paths: list[str], seen: set[tuple[int, int]] | None = None) 
                     stack.extend(entry.path for entry in entries)
             except OSError:
                 continue
-    return total
+    return total, count
+
+
+def allocated_bytes(paths: list[str], seen: set[tuple[int, int]] | None = None) -> int:
+    """Bytes allocated on disk under the paths (see tree_usage)."""
+    return tree_usage(paths, seen)[0]
 
 
 def loopback_state(root: str) -> dict[str, t.Any]:
@@ -182,110 +286,182 @@ def plan(entries: list[str], keep_volumes: bool, loopback_ok: bool) -> tuple[lis
 
 # ---- the module's work --------------------------------------------------------
 
+def prove_data_root(module: t.Any, data_root: str) -> tuple[str, dict[str, str], bool, dict[str, str]]:
+    """(the real path, its top-level entries, whether it is the root of its
+    filesystem, where its configuration says so) once data_root is proven to
+    be the engine's configured data root in Docker's layout; refuses
+    otherwise, naming what is wrong."""
+    params = module.params
+    real = os.path.realpath(data_root)
+    problem = system_directory_problem(data_root, real) or existence_problem(data_root, real)
+    if problem:
+        raise HostprepError(problem, data_root=data_root)
+    flags = _daemon_config.scan_flag_sources(_daemon_config._read_sources(params['flags_sources']))  # pylint: disable=protected-access
+    configured, where = configured_data_root(params['daemon_config'], flags)
+    configured_real = os.path.realpath(configured)
+    problem = (system_directory_problem(configured, configured_real)
+               or configured_problem(data_root, real, configured, configured_real, where))
+    if problem:
+        raise HostprepError(problem, data_root=data_root, configured_data_root=configured)
+    mounts = _mounts.read_mounts(module)
+    filesystem_root = any(os.path.normpath(mount.target) == real for mount in mounts)
+    entries = _layout.read_entries(real)
+    problem = layout_problem(data_root, entries, filesystem_root)
+    if problem:
+        raise HostprepError(problem, data_root=data_root, foreign=_layout.foreign_entries(entries, filesystem_root))
+    submounts = mounts_below(real, mounts)
+    if submounts:
+        raise HostprepError('data_root %s has filesystems mounted below it (%s); a stopped dockerd leaves none, so '
+                            'something else uses them: unmount them first; %s'
+                            % (data_root, ', '.join(submounts[:5]), NOTHING), mounts=submounts)
+    elsewhere = also_shown_at(real, mounts)
+    if elsewhere:
+        raise HostprepError('data_root %s shows the same files as %s (the same filesystem mounted more than once); '
+                            'the reset would empty %s too: unmount %s first, or give the data root a filesystem of '
+                            'its own; %s' % (data_root, ', '.join(elsewhere), 'it' if len(elsewhere) == 1 else 'them',
+                                             ', '.join(elsewhere), NOTHING), mounts=elsewhere)
+    return real, entries, filesystem_root, {'path': configured, 'source': where}
+
+
+def refuse_running(params: dict[str, t.Any], data_root: str, real: str, removed: dict[str, t.Any]) -> None:
+    """dockerd (and the containerd it started under the data root) by their
+    command lines, the pidfile, and the socket: shared with btrfs_data_root."""
+    users = _engine_use.engines_using([real], _engine_use.read_processes())
+    pid = _engine_use.pidfile_dockerd(params['pidfile'])
+    answers = _engine_use.ping_engine(params['docker_host'], params['timeout'])
+    if not (users or pid or answers):
+        return
+    why = list(users)
+    if pid:
+        why.append('the pidfile %s names the running dockerd pid %d' % (params['pidfile'], pid))
+    if answers:
+        why.append('an engine answers on %s%s' % (params['docker_host'], ' (data root %s)' % answers['data_root']
+                                                  if answers.get('data_root') else ''))
+    raise HostprepError('dockerd must be stopped before data_root %s is reset, and it runs (%s); stop it (systemctl '
+                        'stop docker.socket docker) and run again; %s' % (data_root, '; '.join(why), NOTHING),
+                        users=users, removed=removed)
+
+
 def reset(module: t.Any) -> dict[str, t.Any]:
     params = module.params
     data_root = params['data_root']
-    keep_volumes = params['keep_volumes']
-    loopback = params['loopback']
     data_size = parse_size(params['data_size'], 'data_size')
     metadata_size = parse_size(params['metadata_size'], 'metadata_size')
-
-    real = os.path.realpath(data_root)
-    is_dir = os.path.isdir(real)
-    entries = _listdir(real) if is_dir else []
-    problem = path_problem(data_root, real, is_dir, entries, _listdir(os.path.join(real, 'volumes')))
-    if problem:
-        raise HostprepError(problem, data_root=data_root)
-    submounts = mounts_below(real, _mounts.read_mounts(module))
-    if submounts:
-        raise HostprepError('data_root %s has filesystems mounted below it (%s); a stopped dockerd leaves none, so '
-                            'something else uses them: unmount them first; nothing was changed'
-                            % (data_root, ', '.join(submounts[:5])), mounts=submounts)
+    real, entries, filesystem_root, configured = prove_data_root(module, data_root)
 
     wanted = wanted_loopback(data_size, metadata_size)
     current_loop = loopback_state(real)
-    loopback_ok = loopback and current_loop == wanted
-    remove, kept = plan(entries, keep_volumes, loopback_ok)
+    loopback_ok = params['loopback'] and current_loop == wanted
+    names = [name for name in sorted(entries) if name not in _layout.kept_entries(entries, filesystem_root)]
+    remove, kept = plan(names, params['keep_volumes'], loopback_ok)
+    problem = linked_problem(data_root, real, remove, entries)
+    if problem:
+        raise HostprepError(problem, data_root=data_root)
     remove_paths = [os.path.join(real, name) for name in remove]
+    seen: set[tuple[int, int]] = set()
+    usage = {path: tree_usage([path], seen) for path in remove_paths}
     removed = {
         'containers': count_containers(real) if 'containers' in remove else 0,
         'images': count_images(real) if 'image' in remove else 0,
         'volumes': count_volumes(real) if 'volumes' in remove else 0,
-        'bytes': allocated_bytes(remove_paths),
+        'bytes': sum(size for size, dummy in usage.values()),
         'paths': remove_paths,
     }
-    create = loopback and not loopback_ok
+    create = params['loopback'] and not loopback_ok
     changed = bool(remove) or create
-    loop_files = []
-    if loopback:
-        for name, size in (('data', data_size), ('metadata', metadata_size)):
-            loop_files.append({'path': os.path.join(real, LOOPBACK_DIR, name), 'size': size, 'allocated': 0})
-
-    # dockerd (and the containerd it started under the data root) by their
-    # command lines, the pidfile, and the socket: shared with btrfs_data_root.
-    users = _engine_use.engines_using([real], _engine_use.read_processes())
-    pid = _engine_use.pidfile_dockerd(params['pidfile'])
-    answers = _engine_use.ping_engine(params['docker_host'], params['timeout'])
-    if users or pid or answers:
-        why = list(users)
-        if pid:
-            why.append('the pidfile %s names the running dockerd pid %d' % (params['pidfile'], pid))
-        if answers:
-            why.append('an engine answers on %s' % params['docker_host'])
-        raise HostprepError('dockerd must be stopped before data_root %s is reset, and it runs (%s); stop it (systemctl '
-                            'stop docker.socket docker) and run again; nothing was changed'
-                            % (data_root, '; '.join(why)), users=users, removed=removed)
+    refuse_running(params, data_root, real, removed)
 
     if not params['force']:
         raise HostprepError(
             'docker_storage_reset would remove %d containers, %d images, %d volumes and %d bytes under %s (%s)%s; '
-            'set force=true to reset it; nothing was changed'
+            'set force=true to reset it; %s'
             % (removed['containers'], removed['images'], removed['volumes'], removed['bytes'], data_root,
                ', '.join(remove) or 'nothing',
-               ' and create sparse loopback files of %d and %d bytes' % (data_size, metadata_size) if create else ''),
-            removed=removed, would_change=changed)
+               ' and create sparse loopback files of %d and %d bytes' % (data_size, metadata_size) if create else '',
+               NOTHING),
+            removed=removed, would_change=changed, configured_data_root=configured['path'])
 
+    kept_all = sorted(kept + _layout.kept_entries(entries, filesystem_root))
     diff = Differences()
-    diff.add('entries', sorted(entries), sorted(kept + (['devicemapper'] if create and 'devicemapper' not in kept else [])))
-    if loopback:
+    diff.add('entries', sorted(entries), sorted(kept_all + (['devicemapper'] if create and 'devicemapper' not in kept else [])))
+    if params['loopback']:
         diff.add('loopback', {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(current_loop.items())},
                  {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(wanted.items())})
 
+    loop_files = [{'path': os.path.join(real, LOOPBACK_DIR, name), 'size': size, 'allocated': 0}
+                  for name, size in (('data', data_size), ('metadata', metadata_size))] if params['loopback'] else []
     reclaimed = removed['bytes']
     if changed and not module.check_mode:
-        for path in remove_paths:
-            _remove(path)
+        changes = changes_of(module)
+        remove_entries(data_root, remove_paths, usage, changes)
         if create:
-            loop_files = create_loopback(real, data_size, metadata_size)
+            loop_files = create_loopback(real, data_size, metadata_size, changes)
         reclaimed = removed['bytes'] - sum(item['allocated'] for item in loop_files)
-    elif loopback and not create:
-        loop_files = []
-        for rel, value in sorted(current_loop.items()):
-            if isinstance(value, tuple):
-                loop_files.append({'path': os.path.join(real, rel), 'size': value[0], 'allocated': value[1] * 512})
+    elif params['loopback'] and not create:
+        loop_files = [{'path': os.path.join(real, rel), 'size': value[0], 'allocated': value[1] * 512}
+                      for rel, value in sorted(current_loop.items()) if isinstance(value, tuple)]
     return {
         'changed': changed,
         'data_root': data_root,
+        'configured_data_root': configured,
         'removed': removed,
         'reclaimed_bytes': reclaimed,
         'loopback_files': loop_files,
-        'kept': [os.path.join(real, name) for name in kept],
+        'kept': [os.path.join(real, name) for name in kept_all],
         'diff': diff.diff(header=data_root),
     }
 
 
-def _remove(path: str) -> None:
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
+def _remove_tree(path: str) -> list[tuple[str, OSError]]:
+    """Remove path and everything below it (links not followed), going on
+    past what cannot be removed; the paths that stayed, with their errors."""
+    errors: list[tuple[str, OSError]] = []
+
+    def note(dummy_func: t.Any, where: str, exc: t.Any) -> None:
+        errors.append((where, exc if isinstance(exc, BaseException) else exc[1]))
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(path, onexc=note)  # pylint: disable=unexpected-keyword-arg
         else:
+            shutil.rmtree(path, onerror=note)  # pylint: disable=deprecated-argument
+    else:
+        try:
             os.unlink(path)
-    except OSError as exc:
-        raise HostprepError('removing %s failed: %s; the data root is partly reset, fix the cause and run again'
-                            % (path, exc), path=path) from exc
+        except OSError as exc:
+            errors.append((path, exc))
+    return errors
 
 
-def create_loopback(root: str, data_size: int, metadata_size: int) -> list[dict[str, t.Any]]:
+def remove_entries(data_root: str, paths: list[str], usage: dict[str, tuple[int, int]], changes: Changes) -> None:
+    """Remove the top-level entries in order, recording each in changes. At
+    the first entry that cannot be removed whole, stop and say what went,
+    what is left of that entry and what was not touched."""
+    for index, path in enumerate(paths):
+        errors = _remove_tree(path)
+        if not errors:
+            changes.made('removed %s' % path)
+            continue
+        # The cause, not the directories above it that stayed because of it.
+        causes = ['%s: %s' % (where, getattr(exc, 'strerror', None) or exc) for where, exc in errors
+                  if getattr(exc, 'errno', None) not in (errno.ENOTEMPTY, errno.EEXIST)]
+        causes = causes or ['%s: %s' % (where, getattr(exc, 'strerror', None) or exc) for where, exc in errors]
+        left = tree_usage([path])[1]
+        total = usage.get(path, (0, left))[1]
+        if left < total:
+            changes.made('removed %d of the %d files and directories of %s' % (total - left, total, path))
+        untouched = paths[index + 1:]
+        raise HostprepError(
+            'removing %s failed: %s; the data root %s is partly reset: %d of %d files and directories of %s are left'
+            '%s. Find what stops the removal (lsattr -d for an immutable file, a read-only or full filesystem), fix it '
+            'and run the reset again: it removes what is left'
+            % (path, '; '.join(causes[:3]), data_root, left, total,
+               path, ', not touched: %s' % ', '.join(untouched) if untouched else ''),
+            removed_paths=paths[:index], partly_removed=path, not_removed=untouched,
+            errors=causes[:20])
+
+
+def create_loopback(root: str, data_size: int, metadata_size: int, changes: Changes | None = None) -> list[dict[str, t.Any]]:
     """Sparse data and metadata files (mode 0600, in 0700 directories, as
     dockerd makes them)."""
     directory = os.path.join(root, LOOPBACK_DIR)
@@ -300,6 +476,8 @@ def create_loopback(root: str, data_size: int, metadata_size: int) -> list[dict[
             os.ftruncate(fd, size)
         finally:
             os.close(fd)
+        if changes is not None:
+            changes.made('created the sparse file %s' % path)
         st = os.lstat(path)
         made.append({'path': path, 'size': st.st_size, 'allocated': st.st_blocks * 512})
     return made

@@ -30,12 +30,10 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
     read_text,
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config, _engine, _lvm
+from ansible_collections.hostprep.container_host.plugins.module_utils._data_root_layout import DRIVER_DIRS
 from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import parse_engine_size
 
 DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
-# The graph drivers' directories dockerd looks for under the data root when
-# no driver is configured (moby daemon/graphdriver: scanPriorDrivers).
-DRIVER_DIRS = ('overlay2', 'btrfs', 'devicemapper', 'zfs', 'vfs', 'fuse-overlayfs', 'aufs', 'overlay')
 # devicemapper's loop-lvm files (moby daemon/graphdriver/devmapper).
 LOOPBACK_DIR = os.path.join('devicemapper', 'devicemapper')
 CONTAINERD_DRIVER_TYPE = 'io.containerd.snapshotter.v1'

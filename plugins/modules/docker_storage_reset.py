@@ -21,22 +21,43 @@ description:
   - dockerd must be stopped. The task refuses while an engine answers on O(docker_host), while a C(dockerd) process
     uses this data root (its C(--data-root) flag or the C(data-root) of its configuration file), or while O(pidfile)
     names a running dockerd.
-  - Refuses a path that is a system directory (such as V(/) or V(/var)), is not a directory, has other filesystems
-    mounted below it, or does not look like a Docker data root (no C(image/), C(containers/) or storage driver
-    directory). Nothing is changed then.
+  - Resets only a data root it can prove is Docker's. O(data_root) must be the data root the engine is configured
+    with (C(--data-root) in dockerd's flags from O(flags_sources), else C(data-root) of O(daemon_config) or of the file
+    dockerd's C(--config-file) flag names, else V(/var/lib/docker)), the same directory after symbolic links are
+    resolved, as dockerd resolves them. Another path is refused, naming the configured one.
+  - Every top-level entry of the data root must be one that dockerd makes (Engines 20.10 to 28 make C(buildkit),
+    C(containerd), C(containers), C(engine-id), C(image), C(network), C(plugins), C(rootfs), C(runtimes), C(swarm),
+    C(tmp), C(trust), C(volumes), the storage drivers' directories, and a few left by older engines). Any other entry
+    is refused by name, since it would be deleted with the data root; move it out first. C(lost+found) is kept when the
+    data root is the root of its own filesystem.
+  - Also refuses a system directory (such as V(/) or V(/var)), a path that is not a directory, a data root with other
+    filesystems mounted below it, a data root whose files another mount point shows too (its filesystem mounted
+    twice), and top-level entries that are symbolic links (only the link would go). Nothing is changed then.
+  - A removal that fails halfway (an immutable file, a read-only filesystem) stops at that entry and fails with
+    C(changed=true), naming what was removed (RV(changes_made)), what is left of that entry and what was not
+    touched; running again removes what is left.
   - Counts what goes from the data root's own files, so it works with dockerd stopped. Containers are the
     C(containers/*/config.v2.json) files, images the image configs under C(image/<driver>/imagedb/content/sha256),
     volumes the directories under C(volumes/); bytes are the space allocated on disk, hard links counted once.
   - Starting dockerd again is left to the play (see the examples and the C(reset_loopback.yml) playbook).
+extends_documentation_fragment:
+  - hostprep.container_host.dockerd_flags
 author:
   - hostprep.container_host maintainers (@hostprep)
 options:
   data_root:
     description:
-      - The Docker data root to reset (daemon.json C(data-root)).
-      - A symbolic link is followed; the directory it points to is reset.
+      - The Docker data root to reset. It must be the data root the engine is configured with (see the description).
+      - A symbolic link is followed; the directory it points to is reset, the link stays.
     type: path
     default: /var/lib/docker
+  daemon_config:
+    description:
+      - The daemon configuration file whose C(data-root) names the engine's data root. A missing file counts as no
+        settings; a file that is not valid JSON is refused, since the data root cannot be told then.
+      - dockerd's C(--config-file) flag in O(flags_sources) takes precedence, as it does for dockerd.
+    type: path
+    default: /etc/docker/daemon.json
   force:
     description:
       - Must be V(true) for anything to be removed. Without it the task fails, naming what would be removed.
@@ -195,8 +216,40 @@ loopback_files:
       description: Bytes allocated on disk (V(0) for a fresh sparse file).
       type: int
       sample: 0
+configured_data_root:
+  description: The data root the engine is configured with, and where that is set.
+  returned: always
+  type: dict
+  contains:
+    path:
+      description: The configured data root.
+      type: str
+      sample: /var/lib/docker
+    source:
+      description: Where it is set (a flag and its file and line, daemon.json, or the default).
+      type: str
+      sample: "the default: neither /etc/docker/daemon.json nor dockerd's flags set one"
+changes_made:
+  description: On failure, what the run had removed or created before it failed.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["removed /var/lib/docker/buildkit", "removed 1200 of the 1480 files and directories of /var/lib/docker/overlay2"]
+partly_removed:
+  description: On a failed removal, the top-level entry that is partly removed.
+  returned: failure
+  type: str
+  sample: /var/lib/docker/overlay2
+not_removed:
+  description: On a failed removal, the top-level entries that were not touched.
+  returned: failure
+  type: list
+  elements: str
+  sample: [/var/lib/docker/plugins, /var/lib/docker/runtimes]
 kept:
-  description: Top-level entries of the data root that stay (the volumes, and loopback files already in shape).
+  description:
+    - Top-level entries of the data root that stay (the volumes, loopback files already in shape, and C(lost+found)
+      of a data root that is the root of its filesystem).
   returned: always
   type: list
   elements: str
@@ -206,6 +259,7 @@ kept:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
+from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_config import DEFAULT_FLAGS_SOURCES, DEFAULT_PATH
 from ansible_collections.hostprep.container_host.plugins.module_utils._reset import reset
 
 
@@ -213,6 +267,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             data_root=dict(type='path', default='/var/lib/docker'),
+            daemon_config=dict(type='path', default=DEFAULT_PATH),
+            flags_sources=dict(type='list', elements='path', default=list(DEFAULT_FLAGS_SOURCES)),
             force=dict(type='bool', default=False),
             keep_volumes=dict(type='bool', default=True),
             loopback=dict(type='bool', default=True),

@@ -13,6 +13,7 @@ refusal must leave the tree exactly as it was.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -74,21 +75,36 @@ def engine(workdir):
         dockerd = PrivateDockerd(workdir, data_root=os.path.join(fs, 'docker'), storage_driver='overlay2')
         try:
             dockerd.start()
-            client = dockerd.client
-            image = import_busybox(client, 'hp-reset-busybox:latest')
-            client.volumes.create('hpdata')
-            client.containers.run(image, ['sh', '-c', 'echo kept > /data/f'], name='writer',
-                                  volumes={'hpdata': {'bind': '/data'}})
-            client.containers.create(image, ['true'], name='idle').commit('hp-reset-committed', 'v1')
-            assert len(client.images.list()) == 2 and len(client.containers.list(all=True)) == 2
+            populate(dockerd, 'hp-reset')
             yield dockerd
         finally:
             dockerd.stop()
 
 
+def populate(dockerd: PrivateDockerd, prefix: str) -> None:
+    """Two images, two containers and the named volume hpdata holding a file."""
+    client = dockerd.client
+    image = import_busybox(client, '%s-busybox:latest' % prefix)
+    client.volumes.create('hpdata')
+    client.containers.run(image, ['sh', '-c', 'echo kept > /data/f'], name='%s-writer' % prefix,
+                          volumes={'hpdata': {'bind': '/data'}})
+    client.containers.create(image, ['true'], name='%s-idle' % prefix).commit('%s-committed' % prefix, 'v1')
+    assert len(client.images.list()) == 2 and len(client.containers.list(all=True)) == 2
+
+
+def unit_file(dockerd: PrivateDockerd) -> str:
+    """A systemd drop-in starting this dockerd, as flags_sources reads it:
+    the module learns the configured data root from its --data-root."""
+    path = os.path.join(dockerd.workdir, 'dockerd-%s.conf' % os.path.basename(dockerd.exec_root))
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write('[Service]\nExecStart=\nExecStart=%s\n' % ' '.join(shlex.quote(arg) for arg in dockerd.flags()))
+    return path
+
+
 def args(dockerd: PrivateDockerd, **extra) -> dict:
     base = {'data_root': dockerd.data_root, 'docker_host': dockerd.base_url, 'pidfile': dockerd.pidfile,
-            'force': True}
+            'force': True, 'flags_sources': [unit_file(dockerd)],
+            'daemon_config': os.path.join(dockerd.workdir, 'no-daemon.json')}
     base.update(extra)
     return base
 
@@ -140,7 +156,7 @@ def test_refused_bad_input(ansible, engine, workdir):
     assert results['no force']['removed']['bytes'] > 0
     assert_refused(results['root'], 'data_root / is a system directory')
     assert_refused(results['var'], 'data_root /var is a system directory')
-    assert_refused(results['not a data root'], 'does not look like a Docker data root', 'notes.txt')
+    assert_refused(results['not a data root'], 'is not the engine\'s data root', 'configured to use %s' % root)
     assert_refused(results['a file'], 'is not a directory')
     assert_refused(results['bad size'], "data_size 'lots' is not a size")
     assert tree(root) == before and tree(other) == before_other, 'a refused run changed something'
