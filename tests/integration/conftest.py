@@ -98,8 +98,8 @@ class Ansible:
             yaml.safe_dump(inv, handle)
         return path
 
-    def playbook(self, path: str, inventory: str | None = None, extra_vars: dict | None = None,
-                 check: bool = False, diff: bool = True, forks: int = 5, extra_args: list | None = None) -> PlaybookRun:
+    def _command(self, path: str, inventory: str | None, extra_vars: dict | None, check: bool, diff: bool,
+                 forks: int, extra_args: list | None) -> tuple[list[str], dict[str, str], str]:
         log = os.path.join(self.workdir, 'results-%s.jsonl' % uuid.uuid4().hex[:8])
         env = dict(os.environ)
         env.update({
@@ -121,12 +121,23 @@ class Ansible:
         if diff:
             cmd.append('--diff')
         cmd += extra_args or []
+        return cmd, env, log
+
+    def playbook(self, path: str, inventory: str | None = None, extra_vars: dict | None = None,
+                 check: bool = False, diff: bool = True, forks: int = 5, extra_args: list | None = None) -> PlaybookRun:
+        cmd, env, log = self._command(path, inventory, extra_vars, check, diff, forks, extra_args)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         records = []
         if os.path.exists(log):
             with open(log, encoding='utf-8') as handle:
                 records = [json.loads(line) for line in handle if line.strip()]
         return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, records)
+
+    def spawn(self, path: str, inventory: str | None = None, extra_vars: dict | None = None) -> subprocess.Popen:
+        """Start ansible-playbook in its own process group, for tests that kill the controller mid-run."""
+        cmd, env, dummy_log = self._command(path, inventory, extra_vars, False, False, 5, None)
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
 
     def module_tasks(self, module: str, tasks, inventory: str | None = None) -> dict[str, dict]:
         """Several calls of one module in ONE ansible-playbook run (every

@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A failed or interrupted docker_storage change leaves the host as it was (issue 9).
+
+Each case makes one step of a real storage change fail for real (dockerd
+refusing an option at start, an immutable directory under the files the
+change writes, the controller killed between two steps) on a private engine
+that holds images, a stopped container and a named volume with content, then
+compares the host before and after: daemon.json and fstab byte for byte,
+the mounts at and under the data root and the btrfs mount point, the engine's
+driver and data root, image IDs, containers with their state, volumes and a
+volume's content read back by a new container, and no data root left aside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+
+from dockerd import import_busybox, raw_loop_device, unmount_all
+from hoststate import assert_unchanged, files, mounts
+from storage_role import PLAYBOOK, engines, fs, inventory, workdir  # noqa: F401 pylint: disable=unused-import
+
+
+def load(engine) -> None:
+    """An image, a stopped container and a named volume with content."""
+    with contextlib.closing(engine.client()) as client:
+        image = import_busybox(client)
+        client.volumes.create('hp-keep')
+        client.containers.run(image, ['sh', '-c', 'echo kept-data > /v/file'], network_mode='none', remove=True,
+                              volumes={'hp-keep': {'bind': '/v', 'mode': 'rw'}})
+        client.containers.create(image, ['true'], name='hp-stopped-%s' % engine.name, network_mode='none')
+
+
+def state(engine, *roots: str) -> dict:
+    """What must be the same after a failed change."""
+    info = engine.info()
+    with contextlib.closing(engine.client()) as client:
+        containers = sorted((c.id, c.status, c.name) for c in client.containers.list(all=True))
+        volumes = sorted(v.name for v in client.volumes.list())
+        content = client.containers.run('hostprep-busybox:latest', ['cat', '/v/file'], network_mode='none', remove=True,
+                                        volumes={'hp-keep': {'bind': '/v', 'mode': 'ro'}})
+    parent = os.path.dirname(engine.data_root)
+    return {
+        'files': files(engine.daemon_json, engine.fstab),
+        'mounts': mounts(engine.data_root, engine.dir),
+        'driver': (info['Driver'], info['DockerRootDir']),
+        'images': engine.image_ids(),
+        'containers': containers,
+        'volumes': volumes,
+        'volume content': content,
+        'beside the data root': sorted(os.listdir(parent)),
+        'journal': os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json')),
+    }
+
+
+def failed_message(run) -> str:
+    assert run.rc != 0 and run.failed, run.stdout[-4000:]
+    return run.failed[-1]['result'].get('msg', '')
+
+
+def test_overlay2_to_vfs_start_fails(ansible, inventory, engines, fs):
+    """dockerd rejects a vfs option at start: daemon.json comes back byte for byte, the engine runs on overlay2."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-vfs', 'docker'))
+    load(engine)
+    before = state(engine)
+    run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_options=['vfs.hp_no_such_option=1'],
+                                                           docker_storage_validate=False,
+                                                           docker_storage_preserve_images=True,
+                                                           docker_storage_image_archive_dir=engine.archive_dir))
+    msg = failed_message(run)
+    assert 'Start the engine (command) failed (backend vfs)' in msg, msg
+    assert 'Restored: put back %s as it was' % engine.daemon_json in msg, msg
+    assert 'runs again on its old configuration (driver overlay2' in msg, msg
+    assert_unchanged(before, state(engine))
+
+
+def test_write_of_daemon_json_fails(ansible, inventory, engines, fs, workdir):
+    """The directory of daemon.json is immutable: the write fails with the engine stopped; it starts again."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-immutable', 'docker'))
+    load(engine)
+    archive_dir = os.path.join(workdir, 'archive-' + engine.name)
+    os.makedirs(os.path.join(engine.dir, 'journal'))  # the journal's own directory stays writable
+    before = state(engine)
+    old_pid = engine.pid()
+    subprocess.run(['chattr', '+i', engine.dir], check=True)
+    try:
+        run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
+                                                           docker_storage_image_archive_dir=archive_dir))
+    finally:
+        subprocess.run(['chattr', '-i', engine.dir], check=True)
+    msg = failed_message(run)
+    assert 'Write the daemon configuration failed (backend vfs)' in msg, msg
+    assert 'Nothing had been changed yet' in msg, msg
+    assert engine.pid() != old_pid, 'the engine was stopped for the change and started again'
+    assert_unchanged(before, state(engine))
+    # and a second run, with the fault gone, behaves as if the failed run never happened
+    again = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
+                                                           docker_storage_image_archive_dir=engine.archive_dir))
+    assert again.rc == 0 and not again.failed, again.stdout[-4000:]
+    assert engine.info()['Driver'] == 'vfs'
+
+
+def test_btrfs_switch_start_fails(ansible, inventory, engines, fs, workdir):
+    """overlay2 to btrfs with images preserved, dockerd rejects a btrfs option: the bind mount and the btrfs
+    mount go, the old data root moves back, fstab and daemon.json are as they were."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-btrfs', 'docker'))
+    load(engine)
+    mount_point = os.path.join(engine.dir, 'btrfs')
+    before = state(engine)
+    with raw_loop_device(workdir) as device:
+        try:
+            run = ansible.playbook(PLAYBOOK, inventory, engine.vars(
+                'btrfs', docker_storage_btrfs_device=device, docker_storage_btrfs_mount_point=mount_point,
+                docker_storage_preserve_images=True, docker_storage_image_archive_dir=engine.archive_dir,
+                docker_storage_options=['btrfs.hp_no_such_option=1'], docker_storage_validate=False))
+            msg = failed_message(run)
+            assert 'Start the engine (command) failed (backend btrfs)' in msg, msg
+            for text in ('unmounted %s' % engine.data_root, 'unmounted %s' % mount_point,
+                         'back to %s' % engine.data_root, 'put back %s as it was' % engine.fstab,
+                         'put back %s as it was' % engine.daemon_json, 'driver overlay2'):
+                assert text in msg, msg
+            after = state(engine)
+            assert os.path.isdir(mount_point)  # made by the change, empty, not mounted
+            assert_unchanged(before, after)
+        finally:
+            engine.stop()
+            unmount_all(engine.data_root)
+            unmount_all(mount_point)
+
+
+def test_interrupted_btrfs_switch_is_rolled_back_by_the_next_run(ansible, inventory, engines, fs, workdir):
+    """The controller is killed (SIGKILL) right after the old data root was moved aside; the next run finds
+    the journal, rolls the change back (and says so), then makes the change again."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-kill', 'docker'))
+    load(engine)
+    mount_point = os.path.join(engine.dir, 'btrfs')
+    parent = os.path.dirname(engine.data_root)
+    images = engine.image_ids()
+    with raw_loop_device(workdir) as device:
+        variables = engine.vars('btrfs', docker_storage_btrfs_device=device, docker_storage_btrfs_mount_point=mount_point,
+                                docker_storage_preserve_images=True, docker_storage_image_archive_dir=engine.archive_dir)
+        try:
+            proc = ansible.spawn(PLAYBOOK, inventory, variables)
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and proc.poll() is None:
+                if any(name.startswith('docker.hostprep-') for name in os.listdir(parent)):
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, 'the run ended before the data root moved aside'
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            time.sleep(1)
+            assert os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json'))
+
+            again = ansible.playbook(PLAYBOOK, inventory, variables)
+            assert again.rc == 0 and not again.failed, again.stdout[-6000:]
+            said = again.result('Say what the rollback restored')['msg']
+            assert 'rolled back the unfinished change' in said and 'back to %s' % engine.data_root in said, said
+            info = engine.info()
+            assert (info['Driver'], info['DockerRootDir']) == ('btrfs', engine.data_root)
+            assert engine.image_ids() == images
+            assert not os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json'))
+        finally:
+            engine.stop()
+            unmount_all(engine.data_root)
+            unmount_all(mount_point)
