@@ -95,6 +95,7 @@ PMTU_BAD = [
     ('network', {'targets': ['198.18.2.0/24']}, ["'198.18.2.0/24' is a network, not an address"]),
     ('several at once', {'targets': ['198.18.2.10', '0.0.0.0', '', '::1']},
      ['3 targets cannot be probed', "'0.0.0.0'", "target ''", "'::1'"]),
+    ('empty netns', {'targets': ['198.18.2.10'], 'netns': ''}, ['netns is empty']),
     ('concurrency huge', {'targets': ['198.18.2.10'], 'concurrency': 100000},
      ['concurrency 100000 is out of range: give 1 to 256']),
     ('concurrency zero', {'targets': ['198.18.2.10'], 'concurrency': 0}, ['concurrency 0 is out of range']),
@@ -107,7 +108,7 @@ PMTU_BAD = [
 def pmtu_bad_results(pmtu_lab, ansible):
     """Every bad case in ONE playbook run. The echo counters only grow, so
     equal counters before and after the run prove that no case sent a probe."""
-    tasks = [(name, dict(args, netns=pmtu_lab['host_ns']), False) for name, args, dummy in PMTU_BAD]
+    tasks = [(name, dict({'netns': pmtu_lab['host_ns']}, **args), False) for name, args, dummy in PMTU_BAD]
     before = pmtu_state(pmtu_lab)
     results = ansible.module_tasks(PMTU, tasks)
     after = pmtu_state(pmtu_lab)
@@ -130,11 +131,15 @@ def test_pmtu_bad_input_is_refused_before_any_probe(pmtu_bad_results, name, args
 def test_pmtu_loopback_when_asked_and_duplicates_probed_once(pmtu_lab, ansible):
     ns = pmtu_lab['host_ns']
     t9000 = pmtu_lab['targets']['t9000']
+    r1 = json.loads(subprocess.run(['ip', '-n', pmtu_lab['lab'].ns('r1'), '-j', '-6', 'addr', 'show', 'dev', 'eth0',
+                                    'scope', 'link'], capture_output=True, text=True, check=True).stdout)
+    router_ll = [a['local'] for a in r1[0]['addr_info'] if a.get('local')][0]
     tasks = [
         ('loopback asked for', {'targets': ['127.0.0.1', '::1', '198.18.1.2'], 'allow_loopback': True,
                                 'netns': ns, 'timeout': 0.5}, False),
         ('duplicates', {'targets': [t9000['v4'], ' %s ' % t9000['v4'], '::ffff:' + t9000['v4'], t9000['v6'],
                                     t9000['v6'].upper()], 'netns': ns}, True),
+        ('link-local with interface', {'targets': [router_ll + '%eth0', router_ll + '%eth0'], 'netns': ns}, False),
     ]
     before = echo_counters(pmtu_lab)
     results = ansible.module_tasks(PMTU, tasks)
@@ -156,7 +161,13 @@ def test_pmtu_loopback_when_asked_and_duplicates_probed_once(pmtu_lab, ansible):
                for w in dup.get('warnings', [])), dup.get('warnings')
     assert dup['all_ok'] is True
     # every probe went out once per distinct address, and the module reports them all
-    reported = [sum(r['probes'] for res in (loop, dup) for r in res['targets'] if r['family'] == fam) for fam in (4, 6)]
+    ll = results['link-local with interface']
+    assert not ll['failed'], ll
+    assert [(r['target'], r['family'], r['path_mtu'], r['expected_mtu_ok']) for r in ll['targets']] == [
+        (router_ll + '%eth0', 6, 9000, True)]
+    assert ll['duplicates'] == [{'target': router_ll + '%eth0', 'same_as': router_ll + '%eth0'}]
+    reported = [sum(r['probes'] for res in (loop, dup, ll) for r in res['targets'] if r['family'] == fam)
+                for fam in (4, 6)]
     assert sent == tuple(reported)
     dup_probes = [r['probes'] for r in dup['targets']]
     assert dup_probes == [1, 1]
