@@ -19,19 +19,24 @@ truncated run and a link planted at report.html.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 import hoststate
-from conftest import ROOT
+from conftest import ROOT, require
+from dockerd import loop_filesystem
 from test_validate_role import PLAYBOOK, private_engines
 
 SCRIPT = os.path.join(ROOT, 'roles', 'validate', 'files', 'fleet_report.py')
@@ -320,3 +325,94 @@ def test_role_reports_a_malformed_host_and_the_rest_of_the_fleet(ansible, lab, t
     assert 'script' not in page.tags and page.external == []
     hoststate.assert_unchanged(before, outside_state(parent, report), 'outside the report directory')
     assert (outside / 'victim').read_bytes() == VICTIM
+
+
+# ---- failures while writing ------------------------------------------------------
+
+def fill(path: str) -> None:
+    """Fill the filesystem of path to the last block (root uses the reserved ones too)."""
+    with open(os.path.join(path, 'filler'), 'wb', buffering=0) as handle:
+        for chunk in (1 << 20, 1 << 16, 1 << 12, 1 << 9):
+            try:
+                while True:
+                    handle.write(b'\0' * chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+        with contextlib.suppress(OSError):
+            os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def immutable(path: Path):
+    subprocess.run(['chattr', '+i', str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(['chattr', '-i', str(path)], check=True)
+
+
+@contextlib.contextmanager
+def read_only(mountpoint: str):
+    subprocess.run(['mount', '-o', 'remount,ro', mountpoint], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(['mount', '-o', 'remount,rw', mountpoint], check=True)
+
+
+@pytest.fixture(scope='module')
+def small_fs(tmp_path_factory):
+    """A 64 MiB ext4 on a loop device (chattr, remount ro and a full disk are real there)."""
+    for tool in ('losetup', 'mkfs.ext4', 'chattr'):
+        require(shutil.which(tool) is not None, tool)
+    workdir = tmp_path_factory.mktemp('hp-grd-fs')
+    with loop_filesystem(str(workdir), 'ext4', 64) as mountpoint:
+        yield mountpoint
+
+
+# id, what is done to the report directory around the command, command, in the error
+FAILURES = [
+    ('render-report-md-is-a-directory', 'md_dir', 'render', 'report.md: Is a directory'),
+    ('render-immutable-report-dir', 'immutable_report', 'render', 'report.md: Operation not permitted'),
+    ('render-full-filesystem', 'full', 'render', 'report.md: No space left on device'),
+    ('render-read-only-filesystem', 'read_only', 'render', 'report.md: Read-only file system'),
+    ('record-immutable-host-dir', 'immutable_host', 'record', '/runs/h1/20250102T000000Z.json: Operation not permitted'),
+    ('record-full-filesystem', 'full', 'record', '/runs/h1/20250102T000000Z.json: No space left on device'),
+    ('record-read-only-filesystem', 'read_only', 'record', 'Read-only file system'),
+]
+
+
+@pytest.mark.parametrize('fault, command, fragment', [case[1:] for case in FAILURES], ids=[case[0] for case in FAILURES])
+def test_a_failed_write_keeps_the_last_report(small_fs, fault, command, fragment):
+    """A write that fails for real (immutable directory, full or read-only
+    filesystem) fails with one line naming the file, and leaves every file,
+    the earlier report included, as it was, without temporary files."""
+    parent = Path(tempfile.mkdtemp(prefix='case-', dir=small_fs))
+    report = parent / 'report'
+    try:
+        assert fleet_report(['record', '--dir', str(report), '--host', 'h1'], payload('h1'))[0] == 0
+        assert fleet_report(['render', '--dir', str(report)])[0] == 0
+        with contextlib.ExitStack() as stack:
+            if fault == 'md_dir':
+                (report / 'report.md').unlink()
+                (report / 'report.md').mkdir()
+            elif fault == 'full':
+                fill(str(parent))
+            before = hoststate.files(str(parent))
+            if fault == 'immutable_report':
+                stack.enter_context(immutable(report))
+            elif fault == 'immutable_host':
+                stack.enter_context(immutable(report / 'runs' / 'h1'))
+            elif fault == 'read_only':
+                stack.enter_context(read_only(small_fs))
+            if command == 'record':
+                rc, out = fleet_report(['record', '--dir', str(report), '--host', 'h1', '--keep', '1'],
+                                       payload('h1', '20250102T000000Z'))
+            else:
+                rc, out = fleet_report(['render', '--dir', str(report)])
+        assert rc == 1 and fragment in out['error'], out
+        assert out['error'].startswith('cannot write %s' % report) or fault == 'read_only', out
+        hoststate.assert_unchanged(before, hoststate.files(str(parent)))
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)

@@ -507,16 +507,19 @@ class Dir:
     def write(self, name: str, data: bytes, mode: int = 0o644, replace: bool = True) -> str:
         """Write name through a temporary file and an atomic rename; with
         replace=False an existing name is kept and FileExistsError raised.
-        Returns the path written."""
-        while True:
-            tmp = '.tmp-%s' % secrets.token_hex(8)
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                             dir_fd=self.fd)
-                break
-            except FileExistsError:
-                continue
+        Returns the path written; a failure leaves no temporary file and the
+        earlier file as it was (ReportError names the file and the cause)."""
+        path = os.path.join(self.path, name)
+        tmp = None
         try:
+            while tmp is None:
+                candidate = '.tmp-%s' % secrets.token_hex(8)
+                try:
+                    fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                                 dir_fd=self.fd)
+                except FileExistsError:
+                    continue
+                tmp = candidate
             with os.fdopen(fd, 'wb') as handle:
                 handle.write(data)
                 handle.flush()
@@ -525,12 +528,17 @@ class Dir:
                 os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
             else:
                 os.link(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise ReportError('cannot write %s: %s' % (path, exc.strerror or exc)) from None
         finally:
-            try:
-                os.unlink(tmp, dir_fd=self.fd)
-            except FileNotFoundError:
-                pass
-        return os.path.join(self.path, name)
+            if tmp is not None:
+                try:
+                    os.unlink(tmp, dir_fd=self.fd)
+                except OSError:
+                    pass
+        return path
 
     def remove(self, name: str) -> None:
         os.unlink(name, dir_fd=self.fd)
