@@ -15,22 +15,24 @@ fails. Parsers and ``plan()`` are pure functions.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import typing as t
 import uuid
 
+from ansible_collections.hostprep.container_host.plugins.module_utils import _common
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
     HostprepError,
     atomic_write,
     read_text,
     run,
 )
+from ansible_collections.hostprep.container_host.plugins.module_utils import _blockdev
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _fstab
+from ansible_collections.hostprep.container_host.plugins.module_utils import _lvm
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
 
 SNAPSHOTTER_ROOT = os.path.join(_engine.CONTAINERD_ROOT, 'io.containerd.snapshotter.v1.btrfs')
@@ -53,25 +55,16 @@ def parse_blkid_export(text: str) -> dict[str, str]:
     return found
 
 
-def parse_wipefs(text: str) -> list[dict[str, t.Any]]:
-    """``wipefs --json --no-act DEV``: every signature on the device
-    (filesystems, RAID, partition tables with their backup copies)."""
-    if not (text or '').strip():
-        return []
-    data = json.loads(text)
-    return [{'type': sig.get('type'), 'offset': sig.get('offset'), 'uuid': sig.get('uuid'),
-             'label': sig.get('label')} for sig in data.get('signatures') or []]
-
-
 class DeviceFacts:
     """What is on the device now."""
 
     def __init__(self, path: str, size: int, blkid: dict[str, str],
-                 signatures: list[dict[str, t.Any]]) -> None:
+                 signatures: list[dict[str, t.Any]], uses: list[str] | None = None) -> None:
         self.path = path
         self.size = size
         self.blkid = blkid
         self.signatures = signatures
+        self.uses = list(uses or [])  # _blockdev.uses(): mounted, swap, holders, PV, RAID, open
 
     @property
     def fstype(self) -> str | None:
@@ -123,7 +116,9 @@ def check_device_path(path: str) -> None:
         raise HostprepError('device %s is %s, not a block device%s' % (path, what, hint))
 
 
-def read_device(module: t.Any, path: str) -> DeviceFacts:
+def read_device(module: t.Any, path: str, mounts: list[_mounts.Mount] | None = None) -> DeviceFacts:
+    """blkid and wipefs of the device and, when mounts is given, every use of
+    it and its partitions (_blockdev.probe)."""
     check_device_path(path)
     blkid = module.get_bin_path('blkid', required=True)
     rc, out, err = run(module, [blkid, '-p', '-o', 'export', path], check_rc=False)
@@ -133,7 +128,18 @@ def read_device(module: t.Any, path: str) -> DeviceFacts:
                             % (path, rc, (err or out).strip(), path), rc=rc, stderr=err)
     wipefs = module.get_bin_path('wipefs', required=True)
     dummy_rc, wout, dummy_err = run(module, [wipefs, '--json', '--no-act', path])
-    return DeviceFacts(path, device_size(path), parse_blkid_export(out if rc == 0 else ''), parse_wipefs(wout))
+    uses: list[str] = []
+    if mounts is not None:
+        facts = _blockdev.probe(lambda argv, check_rc=True: run(module, argv, check_rc), path, mounts)
+        pvs = None  # LVM is not needed here; when installed, it names the volume group of a PV
+        if module.get_bin_path('pvs', opt_dirs=_lvm.SBIN_DIRS):
+            try:
+                pvs = _lvm.lvm_report(module, 'pv', [])
+            except HostprepError:
+                pvs = None
+        uses = _blockdev.uses(facts, pvs)
+    return DeviceFacts(path, device_size(path), parse_blkid_export(out if rc == 0 else ''),
+                       _blockdev.parse_wipefs(wout), uses)
 
 
 # ---- where the engine keeps its layers --------------------------------------------
@@ -288,7 +294,9 @@ def plan(device: DeviceFacts, mounts: list[_mounts.Mount], mount_point: str, tar
             raise HostprepError('the container engine is running: %s; stop it (and its containers) before its '
                                 'storage is moved, then run this again' % '; '.join(engines), engines=engines)
 
-    # The device.
+    # The device: one in use is never wiped or formatted, whatever force says.
+    if not device.is_btrfs and device.uses:
+        raise HostprepError(_blockdev.refusal(device.path, device.uses, 'force=true'), uses=device.uses)
     if device.is_btrfs:
         if params.get('label') and device.label != params['label']:
             result.warnings.append('device %s already holds btrfs labelled %r, not %r; it is kept as it is (set '
@@ -302,11 +310,11 @@ def plan(device: DeviceFacts, mounts: list[_mounts.Mount], mount_point: str, tar
         result.format = True
     else:
         result.format = True
-    device_mounts = _mounts.mounts_of(mounts, device.path, same_device)
     if result.format:
-        if device_mounts:
-            raise HostprepError('device %s is mounted at %s; it cannot be formatted while mounted: unmount it first'
-                                % (device.path, ', '.join(m.target for m in device_mounts)))
+        device_mounts = _mounts.mounts_of(mounts, device.path, same_device)
+        if device_mounts:  # read_device() without mounts finds no uses: keep this guard in the pure plan too
+            found = ['mounted (%s)' % ', '.join('%s on %s' % (device.path, m.target) for m in device_mounts)]
+            raise HostprepError(_blockdev.refusal(device.path, found, 'force=true'), uses=found)
         if device.size < BTRFS_MIN_BYTES:
             raise HostprepError('device %s is too small for btrfs: %d bytes, mkfs.btrfs needs at least %d; give a '
                                 'larger device' % (device.path, device.size, BTRFS_MIN_BYTES))
@@ -401,18 +409,22 @@ def _listing(path: str) -> tuple[list[str] | None, bool]:
 def manage(module: t.Any) -> dict[str, t.Any]:
     params = module.params
     device_path = params['device']
-    mount_point = _fstab.normpath(params['mount_point'])
+    # The kernel reports mount targets with symbolic links resolved: so are
+    # both paths here, in the plan, the check after mounting and fstab.
+    mount_point = _mounts.resolve(params['mount_point'])
     warnings: list[str] = []
 
     # Read everything first.
-    device = read_device(module, device_path)
+    check_device_path(device_path)
+    mounts = _mounts.read_mounts(module)
+    device = read_device(module, device_path, mounts)
     containerd_store = False
     engine_version = None
     if params.get('data_root'):
-        target = _fstab.normpath(params['data_root'])
+        target = _mounts.resolve(params['data_root'])
     else:
         target, containerd_store, engine_version = detect_layer_root(module, params['daemon_config'])
-    mounts = _mounts.read_mounts(module)
+        target = _mounts.resolve(target)
     target_listing, target_is_dir = _listing(target)
     answering = _engine_use.ping_engine(params['docker_host'])
     engines = _engine_use.engines_using([target, mount_point], _engine_use.read_processes())
@@ -437,7 +449,7 @@ def manage(module: t.Any) -> dict[str, t.Any]:
     mounts_after = mounts
     if changed and not module.check_mode:
         mounts_after, migrated = apply(module, the_plan, device, mount_point, target, new_uuid,
-                                       fstab_path, fstab_after if fstab_changed else None, migrated)
+                                       fstab_path, fstab_after if fstab_changed else None, fstab_before, migrated)
         device = read_device(module, device_path)
 
     if not the_plan.mount and not the_plan.bind:
@@ -504,18 +516,76 @@ def _option_shown(option: str, kernel_options: list[str]) -> bool:
     return any(opt == option or opt.startswith(option + ':') for opt in kernel_options)
 
 
+def put_back(module: t.Any, path: str, text: str | None) -> None:
+    """Restore a file read with read_text() (None: it did not exist);
+    atomic_move keeps the mode and owner of the file it replaces."""
+    if text is None:
+        if os.path.lexists(path):
+            os.unlink(path)
+    else:
+        atomic_write(module, path, text)
+
+
+def make_directory(path: str, mode: int) -> list[str]:
+    """os.makedirs, returning the directories it created, outermost first."""
+    created = []
+    current = path
+    while current not in ('', '/') and not os.path.lexists(current):
+        created.insert(0, current)
+        current = os.path.dirname(current)
+    os.makedirs(path, mode=mode, exist_ok=True)
+    return created
+
+
+class _Undo:
+    """The steps apply() made, with how to undo each, recorded in the run's
+    Changes as they happen."""
+
+    def __init__(self, changes: _common.Changes) -> None:
+        self.changes = changes
+        self.steps: list[tuple[str, str, t.Callable[[], None]]] = []
+        self.permanent = False  # wipefs and mkfs cannot be undone
+
+    def made(self, what: str, undo: tuple[str, t.Callable[[], None]] | None = None) -> None:
+        """Record a change; undo is (what the undo says when done, how)."""
+        self.changes.made(what)
+        if undo is None:
+            self.permanent = True
+        else:
+            self.steps.append((what, undo[0], undo[1]))
+
+    def roll_back(self) -> list[str]:
+        """Undo in reverse order; returns the undos that failed."""
+        done, failed = [], []
+        for what, undone, action in reversed(self.steps):
+            try:
+                action()
+                done.append(undone)
+            except (HostprepError, OSError) as exc:
+                failed.append('could not undo "%s": %s' % (what, exc.msg if isinstance(exc, HostprepError) else exc))
+        for index, undone in enumerate(done):
+            last = index == len(done) - 1
+            self.changes.restored(undone, complete=last and not failed and not self.permanent)
+        return failed
+
+
 def apply(module: t.Any, the_plan: Plan, device: DeviceFacts, mount_point: str, target: str,
-          new_uuid: str | None, fstab_path: str, fstab_text: str | None,
+          new_uuid: str | None, fstab_path: str, fstab_text: str | None, fstab_before: str | None,
           migrated: dict[str, int] | None) -> tuple[list[_mounts.Mount], dict[str, int] | None]:
-    """Do the planned steps; on failure undo the mounts made (and the copy
-    made onto a fresh filesystem) and fail with what happened. fstab is
-    written last, so a failed step leaves it as it was."""
+    """Do the planned steps. The mounts are checked against the kernel's
+    table before fstab is written, so fstab is the last change. On a failure
+    every step that can be undone is undone in reverse (fstab put back byte
+    for byte, mounts unmounted, a copy onto the new filesystem removed,
+    directories this run created removed) and the failure says what changed
+    and what was restored; a wipe or a new filesystem cannot be undone and
+    keeps the result changed=true."""
     params = module.params
-    mounted: list[str] = []
-    copied = False
+    steps = _Undo(_common.changes_of(module))
     try:
         if the_plan.wipe:
             run(module, [module.get_bin_path('wipefs', required=True), '--all', '--', device.path])
+            steps.made('erased the signatures on %s (%s; this cannot be undone)'
+                       % (device.path, device.describe_signatures()))
         if the_plan.format:
             args = [module.get_bin_path('mkfs.btrfs', required=True), '--uuid', t.cast(str, new_uuid)]
             if params.get('label'):
@@ -523,10 +593,12 @@ def apply(module: t.Any, the_plan: Plan, device: DeviceFacts, mount_point: str, 
             if the_plan.wipe:
                 args.append('--force')
             run(module, args + list(params.get('mkfs_options') or []) + ['--', device.path])
+            steps.made('made a btrfs filesystem on %s (this cannot be undone)' % device.path)
         if the_plan.mount:
-            os.makedirs(mount_point, mode=0o755, exist_ok=True)
+            _created(steps, make_directory(mount_point, 0o755))
             _mounts.mount(module, device.path, mount_point, 'btrfs', list(params.get('mount_options') or []))
-            mounted.append(mount_point)
+            steps.made('mounted %s on %s' % (device.path, mount_point),
+                       ('unmounted %s' % mount_point, lambda: _mounts.unmount(module, mount_point)))
         if the_plan.bind and os.path.isdir(target):
             # The data root keeps its own mode and owner once the bind mount covers it.
             info = os.stat(target)
@@ -536,7 +608,8 @@ def apply(module: t.Any, the_plan: Plan, device: DeviceFacts, mount_point: str, 
                     raise HostprepError('cannot migrate data root %s: the btrfs filesystem at %s is not empty (%s); '
                                         'empty it or leave migrate off to use its content as it is'
                                         % (target, mount_point, ', '.join(sorted(leftover)[:5])))
-                copied = True
+                steps.made('copied data root %s onto %s' % (target, mount_point),
+                           ('removed the copy under %s' % mount_point, lambda: empty_directory(mount_point)))
                 copy_tree(module, target, mount_point)
                 migrated = tree_size(mount_point)
                 source_size = tree_size(target)
@@ -547,34 +620,36 @@ def apply(module: t.Any, the_plan: Plan, device: DeviceFacts, mount_point: str, 
                 os.chown(mount_point, info.st_uid, info.st_gid)
                 os.chmod(mount_point, info.st_mode & 0o7777)
         if the_plan.bind:
-            os.makedirs(target, mode=0o711, exist_ok=True)
+            _created(steps, make_directory(target, 0o711))
             _mounts.bind_mount(module, mount_point, target)
-            mounted.append(target)
-        if fstab_text is not None:
-            atomic_write(module, fstab_path, fstab_text, mode=0o644)
+            steps.made('bind-mounted %s onto %s' % (mount_point, target),
+                       ('unmounted %s' % target, lambda: _mounts.unmount(module, target)))
         mounts_after = _mounts.read_mounts(module)
         at_target = _mounts.visible_at(mounts_after, target)
         if at_target is None or not _mounts.shows_same_files(at_target, device.path, the_plan.fsroot):
             raise HostprepError('after mounting, data root %s does not show device %s: the kernel reports %s'
                                 % (target, device.path, at_target.describe() if at_target else 'no mount'))
+        if fstab_text is not None:
+            atomic_write(module, fstab_path, fstab_text, mode=0o644)
+            steps.made('wrote %s' % fstab_path,
+                       ('put back %s byte for byte' % fstab_path, lambda: put_back(module, fstab_path, fstab_before)))
         return mounts_after, migrated
     except (HostprepError, OSError) as exc:
-        undone = []
-        if target in mounted:
-            error = _mounts.unmount_quietly(module, target)
-            undone.append('unmounted %s' % target if error is None else 'could not unmount %s: %s' % (target, error))
-        if copied:
-            try:
-                empty_directory(mount_point)
-                undone.append('removed the partial copy under %s' % mount_point)
-            except OSError as err:
-                undone.append('could not remove the partial copy under %s: %s' % (mount_point, err))
-        if mount_point in mounted:
-            error = _mounts.unmount_quietly(module, mount_point)
-            undone.append('unmounted %s' % mount_point if error is None
-                          else 'could not unmount %s: %s' % (mount_point, error))
-        msg = exc.msg if isinstance(exc, HostprepError) else str(exc)
+        failed = steps.roll_back()
+        msg = exc.msg if isinstance(exc, HostprepError) else '%s%s: %s' % (
+            type(exc).__name__, ' (%s)' % exc.filename if exc.filename else '', exc.strerror or exc)
         details = dict(exc.details) if isinstance(exc, HostprepError) else {}
-        details['rolled_back'] = undone
-        text = '%s (rolled back: %s; %s was not changed)' % (msg, ', '.join(undone) or 'nothing', fstab_path)
-        raise HostprepError(text, **details) from exc
+        if failed:
+            msg += '; rolling back failed: %s' % '; '.join(failed)
+        raise HostprepError(msg, **details) from exc
+
+
+def _created(steps: _Undo, directories: list[str]) -> None:
+    if directories:
+        steps.made('created directory %s' % directories[0],
+                   ('removed directory %s' % directories[0], lambda: _remove_dirs(directories)))
+
+
+def _remove_dirs(directories: list[str]) -> None:
+    for path in reversed(directories):
+        os.rmdir(path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import json
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ import struct
 import tempfile
 import typing as t
 
+from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
     HostprepError,
     run,
@@ -177,18 +177,18 @@ def nearest_existing(path: str) -> str:
 
 def parse_findmnt(text: str) -> dict[str, t.Any]:
     """The one filesystem ``findmnt -J -T PATH -o TARGET,SOURCE,FSTYPE,OPTIONS``
-    reports, with options split into a list."""
-    data = json.loads(text)
-    filesystems = data.get('filesystems') or []
+    reports (read by _mounts.parse_findmnt_list), with options split into a
+    list and the source as findmnt prints it (``/dev/sda1[/sub]`` for a bind
+    mount)."""
+    filesystems = _mounts.parse_findmnt_list(text)
     if not filesystems:
         raise HostprepError('findmnt reported no filesystem')
-    entry = filesystems[-1]
-    options = entry.get('options') or ''
+    mount = filesystems[-1]
     return {
-        'target': entry.get('target'),
-        'source': entry.get('source'),
-        'fstype': entry.get('fstype'),
-        'options': [opt for opt in options.split(',') if opt],
+        'target': mount.target,
+        'source': mount.source if mount.fsroot in ('', '/') else '%s[%s]' % (mount.source, mount.fsroot),
+        'fstype': mount.fstype,
+        'options': list(mount.options),
     }
 
 

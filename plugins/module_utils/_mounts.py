@@ -27,18 +27,20 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils._fstab import normpath
 
-FINDMNT_COLUMNS = 'TARGET,SOURCE,FSTYPE,OPTIONS,FSROOT'
+FINDMNT_COLUMNS = 'TARGET,SOURCE,FSTYPE,OPTIONS,FSROOT,MAJ:MIN'
 
 
 class Mount:
     """One line of the kernel's mount table."""
 
-    def __init__(self, target: str, source: str, fstype: str, options: list[str], fsroot: str) -> None:
+    def __init__(self, target: str, source: str, fstype: str, options: list[str], fsroot: str,
+                 majmin: str | None = None) -> None:
         self.target = target
         self.source = source
         self.fstype = fstype
         self.options = options
         self.fsroot = fsroot
+        self.majmin = majmin  # MAJ:MIN as findmnt shows it (btrfs shows an anonymous 0:N)
 
     def option_value(self, name: str) -> str | None:
         for opt in self.options:
@@ -70,15 +72,17 @@ def split_source(source: str, fsroot: str | None) -> tuple[str, str]:
 
 
 def parse_findmnt_list(text: str) -> list[Mount]:
-    """Mounts from ``findmnt -J --list -o TARGET,SOURCE,FSTYPE,OPTIONS,FSROOT``,
-    in the kernel's order (a later mount on the same target covers an earlier
-    one)."""
+    """Mounts from ``findmnt -J [--list] [-T PATH] -o TARGET,SOURCE,FSTYPE,OPTIONS,FSROOT,MAJ:MIN``
+    (any of these columns may be left out), in the kernel's order (a later
+    mount on the same target covers an earlier one). The one parser of
+    findmnt's JSON in this collection."""
     data = json.loads(text or '{}')
     mounts = []
     for entry in data.get('filesystems') or []:
         source, fsroot = split_source(entry.get('source') or '', entry.get('fsroot'))
         options = [opt for opt in (entry.get('options') or '').split(',') if opt]
-        mounts.append(Mount(entry.get('target') or '', source, entry.get('fstype') or '', options, fsroot))
+        mounts.append(Mount(entry.get('target') or '', source, entry.get('fstype') or '', options, fsroot,
+                            entry.get('maj:min')))
     return mounts
 
 
@@ -121,6 +125,13 @@ def shows_same_files(mount: Mount, source: str, fsroot: str,
 def mounts_of(mounts: list[Mount], device: str,
               same_device: t.Callable[[str, str], bool] = same_block_device) -> list[Mount]:
     return [mount for mount in mounts if same_device(mount.source, device)]
+
+
+def resolve(path: str) -> str:
+    """An absolute path as the kernel reports a mount target there: symbolic
+    links followed (the part that exists), ``..`` resolved. A relative path
+    is returned as given, for the caller to refuse."""
+    return os.path.realpath(path) if path.startswith('/') else path
 
 
 def is_within(path: str, root: str) -> bool:

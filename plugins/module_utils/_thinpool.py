@@ -7,7 +7,7 @@
 Three stages, so nothing changes before every check passed:
 
 1. ``check_params``: pure checks of names, sizes and percentages.
-2. ``read_state`` and ``probe_device``: read-only commands (pvs/vgs/lvs JSON,
+2. ``read_state`` and ``_blockdev.probe``: read-only commands (pvs/vgs/lvs JSON,
    ``wipefs -J``, ``lsblk -J``, ``findmnt -J``, sysfs) turned into plain data.
 3. ``plan_present`` / ``plan_absent``: pure functions from that data to a list
    of Steps (argument lists with their undo) and the predicted layout.
@@ -19,16 +19,23 @@ in reverse order (a half-built VG is worse than none).
 from __future__ import annotations
 
 import os
-import json
 import re
-import stat
 import typing as t
 
+from ansible_collections.hostprep.container_host.plugins.module_utils._blockdev import (
+    in_use_problem,
+    parse_wipefs,
+    probe,
+    pv_row_for,
+)
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
+    Changes,
     HostprepError,
     atomic_write,
+    changes_of,
     read_text,
 )
+from ansible_collections.hostprep.container_host.plugins.module_utils._mounts import read_mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils._lvm import (
     as_runner,
     dm_name,
@@ -165,121 +172,6 @@ def check_params(p: dict[str, t.Any]) -> dict[str, t.Any]:
 
 # ---- stage 2: what the host has ---------------------------------------------
 
-def parse_wipefs(text: str) -> list[dict[str, t.Any]]:
-    """Signatures ``wipefs -J DEV`` found: [{type, offset, uuid, label}]."""
-    if not (text or '').strip():
-        return []  # wipefs prints nothing at all for a blank device on some versions
-    data = json.loads(text)
-    return [{'type': sig.get('type'), 'offset': sig.get('offset'), 'uuid': sig.get('uuid'),
-             'label': sig.get('label')} for sig in data.get('signatures') or []]
-
-
-def parse_lsblk(text: str) -> list[dict[str, t.Any]]:
-    """Flattened ``lsblk -J -b -p -o NAME,KNAME,TYPE,PTTYPE,FSTYPE,MOUNTPOINT,SIZE`` tree;
-    each node gets 'depth' (0 for the device itself)."""
-    nodes: list[dict[str, t.Any]] = []
-
-    def walk(items: list[dict[str, t.Any]], depth: int) -> None:
-        for item in items:
-            node = {k: v for k, v in item.items() if k != 'children'}
-            node['depth'] = depth
-            nodes.append(node)
-            walk(item.get('children') or [], depth + 1)
-    walk(json.loads(text).get('blockdevices') or [], 0)
-    return nodes
-
-
-def parse_findmnt_list(text: str) -> list[dict[str, t.Any]]:
-    """Mounts of ``findmnt -J -l -o TARGET,SOURCE,FSTYPE,MAJ:MIN``."""
-    return list(json.loads(text).get('filesystems') or [])
-
-
-def parse_swaps(text: str | None) -> list[str]:
-    """Device paths in /proc/swaps (a kernel table, no machine format)."""
-    lines = (text or '').splitlines()[1:]
-    return [line.split()[0] for line in lines if line.strip()]
-
-
-def probe_device(run: t.Any, path: str, swaps: list[str], mounts: list[dict[str, t.Any]]) -> dict[str, t.Any]:
-    """Read-only facts about one device path."""
-    runner = as_runner(run)
-    facts: dict[str, t.Any] = {'path': path, 'exists': os.path.lexists(path), 'real': None, 'block': False,
-                               'kind': None, 'rdev': None, 'size': None, 'signatures': [], 'mounted': [],
-                               'holders': [], 'children': []}
-    if not facts['exists']:
-        return facts
-    real = os.path.realpath(path)
-    facts['real'] = real
-    try:
-        st = os.stat(real)
-    except OSError as exc:
-        facts['exists'] = False
-        facts['error'] = str(exc)
-        return facts
-    facts['block'] = stat.S_ISBLK(st.st_mode)
-    facts['kind'] = ('block device' if facts['block'] else 'directory' if stat.S_ISDIR(st.st_mode)
-                     else 'regular file' if stat.S_ISREG(st.st_mode) else 'character device'
-                     if stat.S_ISCHR(st.st_mode) else 'special file')
-    if not facts['block']:
-        return facts
-    facts['rdev'] = (os.major(st.st_rdev), os.minor(st.st_rdev))
-    dummy_rc, out, dummy_err = runner(['lsblk', '-J', '-b', '-p', '-o', 'NAME,KNAME,TYPE,PTTYPE,FSTYPE,MOUNTPOINT,SIZE', real])
-    nodes = parse_lsblk(out)
-    facts.update(device_facts_from(real, facts['rdev'], nodes, swaps, mounts, sysfs_dir(facts['rdev'])))
-    dummy_rc, out, dummy_err = runner(['wipefs', '-J', real])
-    facts['signatures'] = parse_wipefs(out)
-    return facts
-
-
-def sysfs_dir(rdev: tuple[int, int]) -> str:
-    return os.path.realpath('/sys/dev/block/%d:%d' % rdev)
-
-
-def _sysfs_list(path: str) -> list[str]:
-    try:
-        return sorted(os.listdir(path))
-    except OSError:
-        return []
-
-
-def device_facts_from(real: str, rdev: tuple[int, int], nodes: list[dict[str, t.Any]], swaps: list[str],
-                      mounts: list[dict[str, t.Any]], sysdir: str | None) -> dict[str, t.Any]:
-    """Size, mounts (of the device or its partitions), holders and children.
-    Mounts come from lsblk, findmnt's maj:min and /proc/swaps together: lsblk
-    alone misses what udev never saw (no udev in containers and test hosts)."""
-    size = nodes[0].get('size') if nodes else None
-    partitions = []
-    holders = []
-    if sysdir:
-        base = os.path.basename(sysdir)
-        partitions = [name for name in _sysfs_list(sysdir) if name.startswith(base) and
-                      os.path.exists(os.path.join(sysdir, name, 'partition'))]
-        holders = _sysfs_list(os.path.join(sysdir, 'holders'))
-    majmins = {'%d:%d' % rdev}
-    for name in partitions:
-        dev = read_text(os.path.join(sysdir or '', name, 'dev'))
-        if dev:
-            majmins.add(dev.strip())
-    mounted = []
-    for node in nodes:
-        if node.get('mountpoint'):
-            mounted.append('%s on %s' % (node.get('name'), node['mountpoint']))
-    for mnt in mounts:
-        if mnt.get('maj:min') in majmins and (mnt.get('source') or '').startswith('/dev/'):
-            text = '%s on %s' % (mnt.get('source'), mnt.get('target'))
-            if text not in mounted:
-                mounted.append(text)
-    names = {real} | {'/dev/' + name for name in partitions} | {n.get('name') for n in nodes}
-    for swap in swaps:
-        if swap in names and '%s on [SWAP]' % swap not in mounted:
-            mounted.append('%s on [SWAP]' % swap)
-    children = [n.get('name') for n in nodes if n['depth'] > 0]
-    for name in partitions:
-        if '/dev/' + name not in children:
-            children.append('/dev/' + name)
-    return {'size': size, 'mounted': mounted, 'holders': holders, 'children': children, 'partitions': partitions}
-
-
 def read_state(run: t.Any, vg: str) -> dict[str, t.Any]:
     """PVs of the host, the VG (or None) and all LVs of it (hidden ones too)."""
     pvs = lvm_report(run, 'pv', [])
@@ -292,13 +184,7 @@ def pv_for(pvs: list[dict[str, t.Any]], facts: dict[str, t.Any]) -> dict[str, t.
     """The PV row of a device, matched by major:minor (paths differ: by-id links)."""
     if not facts.get('rdev'):
         return None
-    for row in pvs:
-        if (row.get('pv_major'), row.get('pv_minor')) == facts['rdev']:
-            return row
-    for row in pvs:
-        if row.get('pv_name') in (facts.get('real'), facts.get('path')):
-            return row
-    return None
+    return pv_row_for(pvs, facts['rdev'], [facts.get('real'), facts.get('path')])
 
 
 # ---- stage 3: the plan ------------------------------------------------------
@@ -400,24 +286,19 @@ def layout(state: dict[str, t.Any], p: dict[str, t.Any], profile_content: str | 
 
 
 def device_problem(facts: dict[str, t.Any], pv: dict[str, t.Any] | None, vg: str, wipe: bool,
-                   min_size: int) -> tuple[str | None, bool]:
-    """(error, needs_wipefs) for a device that is not yet a PV of vg."""
+                   min_size: int, pvs: list[dict[str, t.Any]] | None = None) -> tuple[str | None, bool]:
+    """(error, needs_wipefs) for a device that is not yet a PV of vg. A device
+    in use (_blockdev.uses: mounted, swap, holders, a PV of another VG, a RAID
+    member, open by a process) is refused whatever wipe_signatures says."""
     path = facts['path']
     if not facts['exists']:
         return ('device %s does not exist; check the path (ls -l /dev/disk/by-id/ lists the disks)' % path, False)
     if not facts['block']:
         return ('%s is not a block device but a %s; give a disk or partition (for a file, set up a loop device '
                 'with losetup first)' % (path, facts['kind']), False)
-    if facts['mounted']:
-        return ('device %s is in use: mounted (%s); unmount it and remove it from /etc/fstab first, '
-                'wipe_signatures does not override this' % (path, ', '.join(facts['mounted'])), False)
-    if pv is not None and pv.get('vg_name') and pv['vg_name'] != vg:
-        return ('device %s is a PV of volume group %s; remove it from that VG first (vgreduce %s %s) - '
-                'wipe_signatures does not override this, it would break %s'
-                % (path, pv['vg_name'], pv['vg_name'], pv.get('pv_name') or path, pv['vg_name']), False)
-    if facts['holders']:
-        return ('device %s is in use by %s (device-mapper or md on top of it); stop that first'
-                % (path, ', '.join(facts['holders'])), False)
+    problem = in_use_problem(facts, 'wipe_signatures=true', pvs if pvs is not None else [pv] if pv else [], own_vg=vg)
+    if problem:
+        return (problem, False)
     if facts['size'] is not None and facts['size'] < min_size:
         return ('device %s is too small: %s; a PV needs at least %s (1 MiB of LVM metadata and one %s extent)'
                 % (path, human(facts['size']), human(min_size), human(min_size - DEFAULT_PE_START)), False)
@@ -441,7 +322,7 @@ def device_problem(facts: dict[str, t.Any], pv: dict[str, t.Any] | None, vg: str
 def plan_present(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dict[str, t.Any]],
                  profile_now: str | None, thin_fs: str | None = None) -> dict[str, t.Any]:
     """Steps that bring the host to the requested layout, and its prediction.
-    devices: probe_device() facts in O(devices) order. Raises HostprepError
+    devices: _blockdev.probe() facts in O(devices) order. Raises HostprepError
     on anything that makes the layout impossible."""
     vg_name, pool_name = p['vg'], p['pool']
     meta_name = pool_name + 'meta'
@@ -460,7 +341,7 @@ def plan_present(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dic
         pv = pv_for(state['pvs'], facts)
         if pv is not None and pv.get('vg_name') == vg_name:
             continue  # already ours
-        error, needs_wipe = device_problem(facts, pv, vg_name, p['wipe_signatures'], min_size)
+        error, needs_wipe = device_problem(facts, pv, vg_name, p['wipe_signatures'], min_size, state['pvs'])
         if error:
             errors.append(error)
             continue
@@ -703,41 +584,54 @@ def plan_absent(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dict
 # ---- applying ---------------------------------------------------------------
 
 def apply(run: t.Any, module: t.Any, steps: list[Step],
-          write_file: t.Callable[[str, str | None], None]) -> list[list[str]]:
-    """Run the steps; on a failure undo what this run did, in reverse, and
-    raise HostprepError saying what failed and what was rolled back."""
+          write_file: t.Callable[[str, str | None], None], changes: Changes | None = None) -> list[list[str]]:
+    """Run the steps; on a failure (a command, or an OSError of a profile
+    write: a read-only or immutable directory) undo what this run did, in
+    reverse, and raise HostprepError saying what failed and what was rolled
+    back. changes records each step made and each undo, so the failure
+    reports changed=true unless every change was undone."""
     runner = as_runner(run)
+    changes = changes if changes is not None else Changes()
     done: list[list[str]] = []
-    undo: list[t.Callable[[], t.Any]] = []
+    undo: list[tuple[str, t.Callable[[], t.Any]]] = []
+    irreversible = False  # a step without an undo (wipefs, lvchange, mkfs, lvremove)
     for step in steps:
         try:
             if step.write:
                 path, content = step.write
                 old = read_text(path)
                 write_file(path, content)
-                undo.append(lambda path=path, old=old: write_file(path, old))
+                undo.append(('put back %s' % path, lambda path=path, old=old: write_file(path, old)))
             else:
                 runner(step.argv)
                 if step.drop_undos:
                     del undo[-step.drop_undos:]
                 if step.undo:
-                    undo.append(lambda argv=step.undo: runner(argv))
+                    undo.append(('undid: %s (%s)' % (step.what, ' '.join(step.undo)),
+                                 lambda argv=step.undo: runner(argv)))
+                else:
+                    irreversible = True
+            changes.made(step.what)
             done.append(step.as_dict()['cmd'])
-        except HostprepError as exc:
-            rolled_back, rollback_errors = [], []
-            for action in reversed(undo):
+        except (HostprepError, OSError) as exc:
+            rollback_errors, undone = [], []
+            for what, action in reversed(undo):
                 try:
                     action()
-                    rolled_back.append(True)
-                except HostprepError as err:
-                    rollback_errors.append(err.msg)
-            msg = 'could not %s: %s' % (step.what, exc.msg)
+                    undone.append(what)
+                except (HostprepError, OSError) as err:
+                    rollback_errors.append(err.msg if isinstance(err, HostprepError) else str(err))
+            for index, what in enumerate(undone):
+                changes.restored(what, complete=index == len(undone) - 1 and not rollback_errors and not irreversible)
+            error = exc.msg if isinstance(exc, HostprepError) else '%s (%s)' % (exc.strerror or exc, exc.filename or '')
+            msg = 'could not %s: %s' % (step.what, error)
             if undo:
                 msg += ('; rolled back the %d change(s) this run made' % len(undo) if not rollback_errors
                         else '; rolling back failed too: %s' % '; '.join(rollback_errors))
-            raise HostprepError(msg, commands=done, failed_command=step.argv,
-                                rollback_errors=rollback_errors, **{k: v for k, v in exc.details.items()
-                                                                    if k in ('rc', 'stdout', 'stderr')})
+            details = exc.details if isinstance(exc, HostprepError) else {}
+            raise HostprepError(msg, commands=done, failed_command=step.argv or step.as_dict()['cmd'],
+                                rollback_errors=rollback_errors,
+                                **{k: v for k, v in details.items() if k in ('rc', 'stdout', 'stderr')})
     return done
 
 
@@ -840,10 +734,8 @@ def manage(module: t.Any) -> dict[str, t.Any]:
     profile_now = read_text(profile_path)
     devices: list[dict[str, t.Any]] = []
     if p.get('devices'):
-        swaps = parse_swaps(read_text('/proc/swaps'))
-        dummy_rc, out, dummy_err = runner(['findmnt', '-J', '-l', '-o', 'TARGET,SOURCE,FSTYPE,MAJ:MIN'])
-        mounts = parse_findmnt_list(out)
-        devices = [probe_device(runner, path, swaps, mounts) for path in p['devices']]
+        mounts = read_mounts(module)
+        devices = [probe(runner, path, mounts) for path in p['devices']]
     state['thin_fs'] = _thin_fs(runner, state, p)
     before = layout(state, p, profile_now)
     if p['state'] == 'present':
@@ -882,7 +774,7 @@ def manage(module: t.Any) -> dict[str, t.Any]:
                     os.unlink(path)
             else:
                 atomic_write(module, path, content, mode=0o644)
-        result['commands'] = apply(runner, module, steps, write_file)
+        result['commands'] = apply(runner, module, steps, write_file, changes_of(module))
         final_state = read_state(runner, p['vg'])
         final_state['thin_fs'] = _thin_fs(runner, final_state, p)
         after = layout(final_state, p, read_text(profile_path))

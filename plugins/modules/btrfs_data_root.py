@@ -17,6 +17,12 @@ description:
     where the engine keeps its image layers, then persists both mounts in fstab. A second run changes nothing.
   - Formats only a device without any signature (as C(blkid -p) and C(wipefs) see it) unless O(force=true). A
     device that already holds btrfs is kept as it is, with its content.
+  - A device in use is never wiped or formatted, whatever O(force) says, and the message names each use found, on
+    the device or on one of its partitions - mounted (C(findmnt -J), C(lsblk -J)), used as swap (C(/proc/swaps)),
+    held by device-mapper, md or another layer (sysfs C(holders)), an LVM physical volume (C(LVM2_member); C(pvs)
+    names its volume group when LVM is installed), an md/RAID or ZFS pool member (C(wipefs -J)), open by a process
+    (C(/proc/PID/fd)) or claimed by the kernel (an exclusive open fails, as for a filesystem mounted in another mount
+    namespace).
   - The layer directory is O(data_root) when given. Otherwise it is detected - C(data-root) of O(daemon_config),
     else C(--data-root) in the dockerd systemd unit or environment files, else C(/var/lib/docker) - or, when the
     engine uses the containerd image store (C(features.containerd-snapshotter), default from Engine 29),
@@ -25,8 +31,13 @@ description:
     directory inside the filesystem it shows, not by comparing paths as text.
   - Refuses to change mounts while the engine runs (the engine at O(docker_host) answers, or a C(dockerd) or
     C(containerd) process uses the data root). A data root that is not empty is refused unless O(migrate=true).
-  - Every refusal happens before anything changes. When a step fails, the mounts made so far are undone and fstab
-    is left as it was.
+  - Every refusal happens before anything changes. O(mount_point) and O(data_root) are compared with the kernel's
+    mount table with symbolic links resolved, and fstab and the result name the resolved paths.
+  - fstab is written last, after the kernel's mount table shows the mounts in place. When a step fails, what can be
+    undone is undone in reverse order (fstab put back byte for byte, the mounts made unmounted, a copy onto the new
+    filesystem removed, the directories created removed) and the failure names what was changed and what was
+    restored (RV(changes_made), RV(changes_restored)). Wiping and formatting cannot be undone; after them a failure
+    reports C(changed=true).
   - Does not set the storage driver; use M(hostprep.container_host.docker_daemon_config) with C(storage-driver=btrfs)
     afterwards and restart dockerd.
 author:
@@ -58,6 +69,7 @@ options:
     description:
       - Format O(device) even though it carries another filesystem, a partition table or another signature. All
         its signatures are wiped first (C(wipefs --all)). This destroys what is on the device.
+      - Never overrides a device in use (see the description); such a device is refused before this is considered.
       - A device that already holds btrfs is never formatted, whatever this says.
     type: bool
     default: false
@@ -189,12 +201,12 @@ formatted:
   type: bool
   sample: true
 mount_point:
-  description: Where the btrfs filesystem is mounted.
+  description: Where the btrfs filesystem is mounted (symbolic links resolved).
   returned: always
   type: str
   sample: /mnt/docker-btrfs
 data_root:
-  description: The directory the filesystem is bind-mounted onto.
+  description: The directory the filesystem is bind-mounted onto (symbolic links resolved).
   returned: always
   type: str
   sample: /var/lib/docker
@@ -264,6 +276,24 @@ fstab_changed:
   returned: always
   type: bool
   sample: true
+uses:
+  description: On a refusal of a device in use, each use found.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["mounted (/dev/sdb1 on /srv)", "used as swap (/dev/sdb2)"]
+changes_made:
+  description: On failure, what the run had changed before it failed.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["made a btrfs filesystem on /dev/sdb (this cannot be undone)", "created directory /mnt/docker-btrfs"]
+changes_restored:
+  description: On failure, what the run put back.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["unmounted /mnt/docker-btrfs", "removed directory /mnt/docker-btrfs"]
 fstab_entries:
   description: The two entries fstab holds for the mounts (source, target, fstype, options, dump, passno).
   returned: always

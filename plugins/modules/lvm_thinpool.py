@@ -19,14 +19,19 @@ description:
     on). The pool is then usable as C(dm.thinpooldev=/dev/mapper/VG-POOL) or by containerd's devmapper snapshotter.
   - Optionally creates a thin volume in the pool and formats it XFS with C(ftype=1), for overlay2 on a thin LV
     (mount it with C(pquota) to use C(overlay2.size)).
-  - Every check runs before the first change. Devices that carry a filesystem, a partition table or any other
-    signature are refused unless O(wipe_signatures=true); devices that are mounted, used as swap, held by
-    device-mapper or md, or that belong to another volume group are always refused; so are paths that do not exist,
-    are not block devices or are too small, bad VG or LV names, and sizes that do not fit (the message says how much
-    is needed). On a kernel without device-mapper the module fails before changing anything.
-  - When a command fails halfway, the changes this run made are undone in reverse order (LVs removed, the VG
-    reduced or removed, PV labels removed, the profile file restored), so a failed run leaves no half-built VG.
-    Erased signatures cannot be brought back.
+  - Every check runs before the first change. A device in use is always refused, before O(wipe_signatures) is
+    even considered, and the message names each use found, on the device or on one of its partitions - mounted
+    (C(findmnt -J), C(lsblk -J)), used as swap (C(/proc/swaps)), held by device-mapper, md or another layer
+    (sysfs C(holders)), an LVM physical volume of another volume group (or an C(LVM2_member) signature C(pvs) does not
+    list), an md/RAID or ZFS pool member (C(wipefs -J)), open by a process (C(/proc/PID/fd)), or claimed by the kernel
+    (an exclusive open fails, as for a filesystem mounted in another mount namespace). Devices that carry a
+    filesystem, a partition table or any other signature are refused unless O(wipe_signatures=true); so are paths
+    that do not exist, are not block devices or are too small, bad VG or LV names, and sizes that do not fit (the
+    message says how much is needed). On a kernel without device-mapper the module fails before changing anything.
+  - When a step fails halfway (a command, or writing the profile into a read-only or immutable O(profile_dir)), the
+    changes this run made are undone in reverse order (LVs removed, the VG reduced or removed, PV labels removed, the
+    profile file restored), so a failed run leaves no half-built VG. Erased signatures cannot be brought back. The
+    failure reports C(changed=true) unless every change was undone, with RV(changes_made) and RV(changes_restored).
   - Idempotent. A second run issues no LVM command that changes anything. Adding a device to O(devices) grows the
     VG (C(vgextend)) and, with percentages, the pool to its share of the larger VG. Pools never shrink.
   - O(state=absent) removes the pool and its thin volumes, the VG and the PV labels when nothing else is left in the
@@ -257,6 +262,18 @@ diff:
   description: VG, pool, thin volume and profile text before and after.
   returned: always
   type: dict
+changes_made:
+  description: On failure, the steps this run had made before it failed.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["initialize /dev/vdb as PV", "create VG docker"]
+changes_restored:
+  description: On failure, the undos that ran (the steps put back, in reverse order).
+  returned: failure
+  type: list
+  elements: str
+  sample: ["undid: create VG docker (vgremove -y docker)", "undid: initialize /dev/vdb as PV (pvremove -y /dev/vdb)"]
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -26,6 +26,8 @@ import uuid
 import pytest
 import yaml
 
+from ansible_collections.hostprep.container_host.plugins.module_utils import _blockdev
+from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils import _thinpool as tp
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
 
@@ -131,7 +133,7 @@ def refusal_cases(work):
     sh(['vgcreate', '-q', other, dev])
     work['vgs'].append(other)
     cases.append(('PV of another VG, even with wipe_signatures', {'devices': [dev], 'wipe_signatures': True},
-                  'is a PV of volume group %s; remove it from that VG first (vgreduce' % other))
+                  'is an LVM physical volume of volume group %s (vgreduce %s' % (other, other)))
     dev, image = loop(work, 64)
     for name, args, message in [
             ('bad VG name', {'vg': 'bad vg'}, "VG name 'bad vg' is invalid"),
@@ -229,8 +231,8 @@ def test_plan_runs_pvcreate_vgcreate_for_real_then_rolls_back(work):
                                   profile='docker-thinpool', profile_dir=profile_dir, autoextend_threshold=80,
                                   autoextend_percent=20, thin_volume=None, wipe_signatures=False, state='present'))
     state = tp.read_state(host_run, vg)
-    mounts = tp.parse_findmnt_list(sh(['findmnt', '-J', '-l', '-o', 'TARGET,SOURCE,FSTYPE,MAJ:MIN']).stdout)
-    facts = tp.probe_device(host_run, dev, [], mounts)
+    mounts = _mounts.parse_findmnt_list(sh(['findmnt', '-J', '-l', '-o', _mounts.FINDMNT_COLUMNS]).stdout)
+    facts = _blockdev.probe(host_run, dev, mounts)
     assert facts['block'] and facts['size'] == 500 * 1024 * 1024 and facts['signatures'] == []
     plan = tp.plan_present(params, state, [facts], None)
     assert plan['after']['vg']['size'] == (500 - 1) // 4 * 4 * 1024 * 1024

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from ansible_collections.hostprep.container_host.plugins.module_utils import _blockdev
 from ansible_collections.hostprep.container_host.plugins.module_utils import _btrfs
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _fstab
@@ -29,7 +30,7 @@ def fixture(name: str) -> str:
 def device(kind: str, path: str | None = None, size: int = GiB) -> _btrfs.DeviceFacts:
     blkid = _btrfs.parse_blkid_export(fixture('blkid_%s.txt' % kind))
     return _btrfs.DeviceFacts(path or blkid.get('DEVNAME', '/dev/loop2'), size, blkid,
-                              _btrfs.parse_wipefs(fixture('wipefs_%s.json' % kind)))
+                              _blockdev.parse_wipefs(fixture('wipefs_%s.json' % kind)))
 
 
 def same(a: str, b: str) -> bool:
@@ -59,7 +60,7 @@ def test_blkid_and_wipefs_parsing():
     gpt = device('gpt')
     assert gpt.fstype == 'gpt' and not gpt.is_empty
     assert gpt.describe_signatures() == 'gpt at offset 0x200, gpt at offset 0x3fffe00, PMBR at offset 0x1fe'
-    assert _btrfs.parse_wipefs('') == []
+    assert _blockdev.parse_wipefs('') == []
 
 
 def test_minimum_size_is_the_one_mkfs_reports():
@@ -100,8 +101,28 @@ def test_existing_btrfs_is_kept_even_with_force_and_label_mismatch_warns():
 
 def test_mounted_device_is_never_formatted():
     mounts = table('findmnt_stacked.json')  # /dev/loop3 (ext4) is mounted at /tmp/rec/xe
-    with pytest.raises(HostprepError, match='device /dev/loop3 is mounted at /tmp/rec/xe; it cannot be formatted'):
+    with pytest.raises(HostprepError, match=r'device /dev/loop3 is in use: mounted \(/dev/loop3 on /tmp/rec/xe\); '
+                       r'stop that use first \(force=true does not override this\)\. Nothing was changed'):
         plan(device('ext4'), mounts, mount_point='/tmp/rec/new-mp', force=True)
+
+
+@pytest.mark.parametrize('kind', ['empty', 'ext4', 'gpt'])
+def test_device_in_use_is_refused_before_force_is_considered(kind):
+    """_blockdev.uses() found something: refused with or without force, and
+    the message names the use, not the signature."""
+    dev = device(kind)
+    dev.uses = ['used as swap (/dev/loop2p2)', 'open by a process: sleep (pid 42) has /dev/loop2 open']
+    for force in (False, True):
+        with pytest.raises(HostprepError) as info:
+            plan(dev, force=force)
+        assert 'is in use: used as swap (/dev/loop2p2); open by a process: sleep (pid 42)' in info.value.msg
+        assert info.value.details['uses'] == dev.uses
+
+
+def test_existing_btrfs_in_use_is_not_formatted_so_not_refused():
+    dev = device('btrfs')
+    dev.uses = ['mounted (/dev/loop2 on /tmp/rec/m)']
+    assert not plan(dev).format
 
 
 def test_too_small_device():

@@ -20,6 +20,7 @@ import re
 
 import pytest
 
+from ansible_collections.hostprep.container_host.plugins.module_utils import _blockdev
 from ansible_collections.hostprep.container_host.plugins.module_utils import _lvm
 from ansible_collections.hostprep.container_host.plugins.module_utils import _thinpool as tp
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
@@ -55,18 +56,18 @@ def params(**kw) -> dict:
 
 
 def disk1() -> dict:
-    """probe_device() of the by-id link of the PV (LVM2_member, no fs)."""
+    """_blockdev.probe() of the by-id link of the PV (LVM2_member, no fs)."""
     return {'path': DISK1, 'exists': True, 'real': '/dev/vdb', 'block': True, 'kind': 'block device',
             'rdev': (254, 16), 'size': 4 * 1024 * MIB, 'signatures': [{'type': 'LVM2_member'}], 'mounted': [],
             'holders': ['dm-0', 'dm-1'], 'children': [], 'partitions': []}
 
 
 def disk2() -> dict:
-    """probe_device() of the blank spare disk, from its recorded lsblk and wipefs."""
-    nodes = tp.parse_lsblk(fixture('vm_spare_lsblk.json'))
+    """_blockdev.probe() of the blank spare disk, from its recorded lsblk and wipefs."""
+    nodes = _blockdev.parse_lsblk(fixture('vm_spare_lsblk.json'))
     facts = {'path': DISK2, 'exists': True, 'real': '/dev/vdc', 'block': True, 'kind': 'block device',
-             'rdev': (254, 32), 'signatures': tp.parse_wipefs(fixture('vm_spare_wipefs.json'))}
-    facts.update(tp.device_facts_from('/dev/vdc', (254, 32), nodes, [], [], None))
+             'rdev': (254, 32), 'signatures': _blockdev.parse_wipefs(fixture('vm_spare_wipefs.json'))}
+    facts.update(_blockdev.device_facts_from('/dev/vdc', (254, 32), nodes, [], [], None))
     return facts
 
 

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from ansible_collections.hostprep.container_host.plugins.module_utils import _blockdev
 from ansible_collections.hostprep.container_host.plugins.module_utils import _lvm
 from ansible_collections.hostprep.container_host.plugins.module_utils import _thinpool as tp
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
@@ -81,53 +82,7 @@ def test_check_params_refuses(kw, message):
     assert message in exc.value.msg
 
 
-# ---- device probes (recorded on loop devices) --------------------------------
-
-@pytest.mark.parametrize('name, types', [
-    ('host_wipefs_blank.json', []),
-    ('host_wipefs_ext4.json', ['ext4']),
-    ('host_wipefs_xfs.json', ['xfs']),
-    ('host_wipefs_pv.json', ['LVM2_member']),
-    ('host_wipefs_gpt.json', ['gpt', 'gpt', 'PMBR']),
-])
-def test_parse_wipefs(name, types):
-    assert [s['type'] for s in tp.parse_wipefs(fixture(name))] == types
-
-
-def test_parse_wipefs_empty_output():
-    assert tp.parse_wipefs('') == []
-
-
-def test_lsblk_and_findmnt_see_a_mounted_device():
-    nodes = tp.parse_lsblk(fixture('host_lsblk_mounted.json'))
-    dev = nodes[0]['name']
-    mounts = tp.parse_findmnt_list(fixture('host_findmnt_list_mounted.json'))
-    majmin = [m['maj:min'] for m in mounts if m['source'] == dev][0]
-    rdev = tuple(int(x) for x in majmin.split(':'))
-    # lsblk alone, findmnt alone, both: each finds the mount
-    assert tp.device_facts_from(dev, rdev, nodes, [], [], None)['mounted']
-    assert tp.device_facts_from(dev, rdev, [dict(nodes[0], mountpoint=None)], [], mounts, None)['mounted']
-    facts = tp.device_facts_from(dev, rdev, nodes, [], mounts, None)
-    assert facts['size'] == 200 * MIB
-    assert facts['mounted'] and facts['mounted'][0].startswith(dev + ' on /tmp/')
-
-
-def test_findmnt_alone_finds_the_mount_by_major_minor():
-    """lsblk reads mount points by name; findmnt's maj:min catches a device
-    mounted through another path (a by-id link, a loop file)."""
-    nodes = tp.parse_lsblk(fixture('host_lsblk_blank.json'))
-    mounts = [{'target': '/srv', 'source': '/dev/disk/by-id/x', 'fstype': 'ext4', 'maj:min': '7:9'}]
-    facts = tp.device_facts_from('/dev/loop9', (7, 9), nodes, [], mounts, None)
-    assert facts['mounted'] == ['/dev/disk/by-id/x on /srv']
-
-
-def test_swap_counts_as_in_use():
-    swaps = tp.parse_swaps('Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/loop2   partition\t1024\t0\t-2\n')
-    nodes = tp.parse_lsblk(fixture('host_lsblk_blank.json'))
-    nodes[0]['name'] = '/dev/loop2'
-    facts = tp.device_facts_from('/dev/loop2', (7, 2), nodes, swaps, [], None)
-    assert facts['mounted'] == ['/dev/loop2 on [SWAP]']
-
+# ---- device safety (the probes are tested in test_blockdev.py) ---------------
 
 def blank_device(path='/dev/vdb', size=2 * 1024 * MIB, rdev=(254, 16), **kw):
     facts = {'path': path, 'exists': True, 'real': path, 'block': True, 'kind': 'block device', 'rdev': rdev,
@@ -139,16 +94,24 @@ def blank_device(path='/dev/vdb', size=2 * 1024 * MIB, rdev=(254, 16), **kw):
 @pytest.mark.parametrize('facts, pv, wipe, message, needs_wipe', [
     (blank_device(exists=False, block=False), None, False, 'does not exist', False),
     (blank_device(block=False, kind='regular file'), None, True, 'not a block device but a regular file', False),
-    (blank_device(mounted=['/dev/vdb on /mnt']), None, True, 'mounted (/dev/vdb on /mnt)', False),
-    (blank_device(holders=['dm-0']), None, True, 'in use by dm-0', False),
+    (blank_device(mounted=['/dev/vdb on /mnt']), None, True, 'in use: mounted (/dev/vdb on /mnt)', False),
+    (blank_device(holders=['dm-0']), None, True, 'in use: held by dm-0', False),
+    (blank_device(swap=['/dev/vdb']), None, True, 'in use: used as swap (/dev/vdb)', False),
+    (blank_device(open_by=['python3 (pid 7) has /dev/vdb open']), None, True, 'open by a process: python3 (pid 7)', False),
+    (blank_device(claimed=True), None, True, 'an exclusive open fails', False),
+    (blank_device(signatures=[{'type': 'linux_raid_member'}]), None, True,
+     '/dev/vdb is an md/RAID member (linux_raid_member)', False),
+    (blank_device(signatures=_blockdev.parse_wipefs(fixture('host_wipefs_pv.json'))), None, True,
+     '/dev/vdb is an LVM physical volume (LVM2_member signature, not listed by pvs', False),
     (blank_device(size=4 * MIB), None, False, 'too small: 4 MiB; a PV needs at least 5 MiB', False),
-    (blank_device(), {'vg_name': 'other', 'pv_name': '/dev/vdb'}, True, 'volume group other', False),
-    (blank_device(signatures=tp.parse_wipefs(fixture('host_wipefs_ext4.json'))), None, False,
+    (blank_device(), {'vg_name': 'other', 'pv_name': '/dev/vdb'}, True,
+     'is an LVM physical volume of volume group other (vgreduce other /dev/vdb', False),
+    (blank_device(signatures=_blockdev.parse_wipefs(fixture('host_wipefs_ext4.json'))), None, False,
      'carries signatures ext4', False),
-    (blank_device(signatures=tp.parse_wipefs(fixture('host_wipefs_gpt.json'))), None, False,
+    (blank_device(signatures=_blockdev.parse_wipefs(fixture('host_wipefs_gpt.json'))), None, False,
      'signatures PMBR, gpt', False),
-    (blank_device(signatures=tp.parse_wipefs(fixture('host_wipefs_xfs.json'))), None, True, None, True),
-    (blank_device(signatures=tp.parse_wipefs(fixture('host_wipefs_pv.json'))), {'vg_name': '', 'pv_name': 'x'},
+    (blank_device(signatures=_blockdev.parse_wipefs(fixture('host_wipefs_xfs.json'))), None, True, None, True),
+    (blank_device(signatures=_blockdev.parse_wipefs(fixture('host_wipefs_pv.json'))), {'vg_name': '', 'pv_name': '/dev/vdb'},
      False, None, False),
     (blank_device(), None, False, None, False),
 ])
