@@ -203,8 +203,8 @@ def test_bad_input_fails_clearly_and_changes_nothing(ansible, engines):
     before, tiny_before = engine_state(engine), engine_state(tiny)
     base = {'docker_host': engine.base_url, 'count': 1}
     cases = {
-        'count zero': (dict(base, count=0), ['count must be at least 1']),
-        'count negative': (dict(base, count=-1), ['count must be at least 1', '-1']),
+        'count zero': (dict(base, count=0), ['count must be between 1 and 1000']),
+        'count negative': (dict(base, count=-1), ['count must be between 1 and 1000', '-1']),
         'write_size lots': (dict(base, write_size='lots'), ['write_size', "'lots' is not a size"]),
         'unreachable engine': (dict(base, docker_host='unix:///tmp/hp-no-such-engine.sock'),
                                ['unix:///tmp/hp-no-such-engine.sock', 'does not answer']),

@@ -115,6 +115,17 @@ def test_read_archive_refuses_other_files(tmp_path):
         ia.read_archive(str(bad))
 
 
+def test_made_here_needs_the_marker(tmp_path):
+    manifest = json.dumps(load('manifest_20.10.json')).encode()
+    foreign = _archive(tmp_path, {'manifest.json': manifest})
+    assert ia.made_here(foreign) is False
+    ours = tmp_path / 'ours'
+    ours.mkdir()
+    marked = _archive(ours, {'manifest.json': manifest, ia.MARKER: ia.marker_bytes(['busybox:latest'])})
+    assert ia.made_here(marked) is True
+    assert json.loads(ia.marker_bytes(['a:1']))['written_by'] == 'hostprep.container_host.docker_images_archive'
+
+
 def test_check_location_on_this_host(tmp_path):
     root = tmp_path / 'root'
     root.mkdir()
