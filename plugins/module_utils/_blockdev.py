@@ -297,11 +297,11 @@ def uses(facts: dict[str, t.Any], pvs: list[dict[str, t.Any]] | None = None,
     return found
 
 
-def refusal(path: str, found: list[str], override: str) -> str:
+def refusal(path: str, found: list[str], override: str | None = None) -> str:
     """The message refusing a device with the uses found. override names the
     option that does not override it (force=true, wipe_signatures=true)."""
-    return ('device %s is in use: %s; stop that use first (%s does not override this). Nothing was changed'
-            % (path, '; '.join(found), override))
+    return ('device %s is in use: %s; stop that use first%s. Nothing was changed'
+            % (path, '; '.join(found), ' (%s does not override this)' % override if override else ''))
 
 
 def in_use_problem(facts: dict[str, t.Any], override: str, pvs: list[dict[str, t.Any]] | None = None,

@@ -27,6 +27,8 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._blockdev 
     parse_wipefs,
     probe,
     pv_row_for,
+    refusal,
+    uses,
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
     Changes,
@@ -320,10 +322,12 @@ def device_problem(facts: dict[str, t.Any], pv: dict[str, t.Any] | None, vg: str
 
 
 def plan_present(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dict[str, t.Any]],
-                 profile_now: str | None, thin_fs: str | None = None) -> dict[str, t.Any]:
+                 profile_now: str | None, thin_fs: str | None = None,
+                 thin_uses: list[str] | None = None) -> dict[str, t.Any]:
     """Steps that bring the host to the requested layout, and its prediction.
-    devices: _blockdev.probe() facts in O(devices) order. Raises HostprepError
-    on anything that makes the layout impossible."""
+    devices: _blockdev.probe() facts in O(devices) order; thin_fs and
+    thin_uses: the signature and the uses (_blockdev.uses) of an existing thin
+    volume. Raises HostprepError on anything that makes the layout impossible."""
     vg_name, pool_name = p['vg'], p['pool']
     meta_name = pool_name + 'meta'
     vg = state.get('vg')
@@ -484,6 +488,8 @@ def plan_present(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dic
                 warnings.append('thin volume %s/%s is %s, not %s; it is not resized (grow it with lvextend and '
                                 'xfs_growfs while mounted)' % sizes)
             if fs == 'xfs' and not thin_fs:
+                if thin_uses:  # no signature, yet something uses it raw: mkfs would destroy that
+                    raise HostprepError(refusal(thin_path, thin_uses), uses=thin_uses)
                 steps.append(Step('make XFS on %s' % thin_path,
                                   ['mkfs.xfs', '-q', '-m', 'crc=1', '-n', 'ftype=1', thin_path]))
             elif fs == 'xfs' and thin_fs != 'xfs':
@@ -693,6 +699,17 @@ def _thin_fs(run: t.Any, state: dict[str, t.Any], p: dict[str, t.Any]) -> str | 
     return sigs[0]['type'] if sigs else None
 
 
+def _thin_uses(module: t.Any, state: dict[str, t.Any], p: dict[str, t.Any]) -> list[str]:
+    """The uses of an existing, active thin volume without a filesystem, which
+    the plan would format (mounted, open by a process, held...)."""
+    thin = p.get('thin_volume')
+    row = find_lv(state['lvs'], p['vg'], thin['name']) if thin else None
+    if not row or state.get('thin_fs') or not (row.get('lv_active') or '').startswith('active'):
+        return []
+    path = row.get('lv_dm_path') or dm_path(p['vg'], thin['name'])
+    return uses(probe(as_runner(module), path, read_mounts(module)))
+
+
 def _foreign_thin_devices(run: t.Any, state: dict[str, t.Any], p: dict[str, t.Any]) -> list[str]:
     """Active device-mapper thin devices on the pool that LVM does not know
     (Docker's devicemapper driver makes them)."""
@@ -739,7 +756,7 @@ def manage(module: t.Any) -> dict[str, t.Any]:
     state['thin_fs'] = _thin_fs(runner, state, p)
     before = layout(state, p, profile_now)
     if p['state'] == 'present':
-        plan = plan_present(p, state, devices, profile_now, state['thin_fs'])
+        plan = plan_present(p, state, devices, profile_now, state['thin_fs'], _thin_uses(module, state, p))
     else:
         if devices:
             missing = [d['path'] for d in devices if not d['block']]

@@ -124,14 +124,17 @@ options:
         description:
           - V(xfs) formats it with C(mkfs.xfs -m crc=1 -n ftype=1) (what overlay2 needs) when it carries no
             filesystem; V(none) leaves it unformatted.
+          - An existing thin volume without a filesystem that is in use (open by a process, mounted, held) is
+            refused instead of formatted, naming the use.
         type: str
         choices: [xfs, none]
         default: xfs
   wipe_signatures:
     description:
-      - Erase filesystem, partition-table, RAID and other signatures (C(wipefs --all)) on devices before
-        C(pvcreate). Without it such devices are refused. Destroys the data on them.
-      - Never overrides a device that is mounted, in use, or a PV of another volume group.
+      - Erase filesystem, partition-table and other signatures (C(wipefs --all)) on devices before C(pvcreate).
+        Without it such devices are refused. Destroys the data on them.
+      - Never overrides a device in use (see the description) - mounted or used as swap (the device or a partition
+        of it), held, open by a process, an LVM PV of another volume group, an md/RAID member.
     type: bool
     default: false
   remove_data:

@@ -243,3 +243,16 @@ def test_thin_volume_of_the_recorded_pool_is_recognised():
     assert (thin['segtype'], thin['pool_lv'], thin['lv_size']) == ('thin', 'thinpool', 1024 * MIB)
     assert not _lvm.lv_is_open(thin)
     assert _lvm.find_lv(lvs, 'hpdocker', 'thinpool')['thin_count'] == 1
+
+
+def test_plan_present_refuses_to_format_a_thin_volume_in_use():
+    """The recorded active thin LV hpdocker/dockerdata: without a filesystem
+    the plan would run mkfs.xfs on it, unless something uses it raw."""
+    p = params(vg='hpdocker', devices=[], thin_volume=dict(name='dockerdata', size='1G', filesystem='xfs'))
+    current = state('thin_unmounted', 'hpdocker')
+    plan = tp.plan_present(p, current, [], PROFILE, None, [])
+    assert [s.argv[0] for s in plan['steps'] if s.argv and s.argv[0] == 'mkfs.xfs'] == ['mkfs.xfs']
+    with pytest.raises(HostprepError) as exc:
+        tp.plan_present(p, current, [], PROFILE, None, ['open by a process: qemu (pid 7) has /dev/dm-3 open'])
+    assert exc.value.msg == ('device /dev/mapper/hpdocker-dockerdata is in use: open by a process: qemu (pid 7) has '
+                             '/dev/dm-3 open; stop that use first. Nothing was changed')
