@@ -184,6 +184,11 @@ class Page(HTMLParser):
         self.external += [value for key, value in attrs if key in ('src', 'href', 'onload', 'onerror')]
 
 
+def md_path(path: Path) -> str:
+    """A path as report.md writes it (Markdown escapes of _ and ~)."""
+    return str(path).replace('_', '\\_').replace('~', '\\~')
+
+
 def outside_state(parent: Path, report: Path) -> dict:
     inside = str(report)
     return {path: entry for path, entry in hoststate.files(str(parent)).items()
@@ -281,6 +286,8 @@ def test_role_reports_a_malformed_host_and_the_rest_of_the_fleet(ansible, lab, t
     (report / 'runs' / 'old-host').mkdir(parents=True)
     (report / 'runs' / 'old-host' / '20200101T000000Z.json').write_bytes(payload('old-host')[:200])
     (report / 'report.html').symlink_to(outside / 'victim')
+    (outside / 'dir').mkdir()
+    (report / 'runs' / 'lab-linked').symlink_to(outside / 'dir')
     shim = tmp_path / 'python-fast'
     shim.write_text(SHIM.format(python=sys.executable))
     shim.chmod(0o755)
@@ -292,13 +299,17 @@ def test_role_reports_a_malformed_host_and_the_rest_of_the_fleet(ansible, lab, t
         inventory = ansible.inventory({
             'lab-bad': {'validate_docker_host': engines['lab-bad'].base_url, 'ansible_become': False,
                         'ansible_python_interpreter': str(shim)},
-            'a|b<script>': target, '../../etc/x': target})
+            'a|b<script>': target, '../../etc/x': target, 'lab-linked': target})
         extra = {'hostprep_hosts': 'all', 'validate_count': 1, 'validate_scenarios': ['oneshot'],
                  'validate_sleep_seconds': 60, 'validate_report_dir': str(report), 'validate_max_start_seconds': 60}
         run = ansible.playbook(PLAYBOOK, inventory, extra, forks=3)
 
     assert run.rc != 0, run.stdout[-4000:]
-    assert sorted({r['host'] for r in run.failed}) == ['lab-bad'], run.stdout[-4000:]
+    assert sorted({r['host'] for r in run.failed}) == ['lab-bad', 'lab-linked'], run.stdout[-4000:]
+    refused = run.result('Record this host\'s results on the controller and compare them with the limits', 'lab-linked')
+    assert refused['changed'] is False and refused['rc'] == 1
+    assert json.loads(refused['stdout'])['error'] == ('%s/runs/lab-linked is a symbolic link or not a directory; the report '
+                                                      'does not follow it: move it away' % report)
     assert run.result('Measure the storage backend (copy-on-write benchmark)', 'lab-bad')['scenarios']['oneshot'][
         'seconds']['median'] == 'fast'
     problem = 'benchmark.scenarios.oneshot.seconds.median is the string "fast", not a finite number'
@@ -315,10 +326,11 @@ def test_role_reports_a_malformed_host_and_the_rest_of_the_fleet(ansible, lab, t
     assert '## Records not used' in head and '| lab-bad | runs/lab-bad/' in head and problem in head
     assert '| old-host | runs/old-host/20200101T000000Z.json | not JSON, or cut short' in head
     assert '| ../../etc/x | ' in tail and '| a\\|b&lt;script&gt; | ' in tail and '| lab-bad |' not in tail
-    assert sorted(os.listdir(report / 'runs')) == ['%2E.%2F..%2Fetc%2Fx', 'a%7Cb%3Cscript%3E', 'lab-bad', 'old-host']
+    assert sorted(os.listdir(report / 'runs')) == ['%2E.%2F..%2Fetc%2Fx', 'a%7Cb%3Cscript%3E', 'lab-bad', 'lab-linked', 'old-host']
+    assert '| lab-linked | runs/lab-linked | %s/runs/lab-linked is a symbolic link' % md_path(report) in head
     summary = json.loads((report / 'report.json').read_text())
     assert summary['hosts'] == ['../../etc/x', 'a|b<script>']
-    assert {entry['host'] for entry in summary['not_used']} == {'lab-bad', 'old-host'}
+    assert {entry['host'] for entry in summary['not_used']} == {'lab-bad', 'old-host', 'lab-linked'}
     assert stat.S_ISREG(os.lstat(report / 'report.html').st_mode)
     page = Page()
     page.feed((report / 'report.html').read_text(encoding='utf-8'))

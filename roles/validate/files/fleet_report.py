@@ -562,8 +562,11 @@ def store_run(root: str, host: str, stamp: str, data: bytes, keep: int) -> tuple
         raise ValueError('timestamp %s is not of the form YYYYMMDDTHHMMSSZ' % sample(stamp))
     with Dir.top(root, create=True) as top, top.sub('runs', create=True) as base, \
             base.sub(safe_name(host), create=True) as runs:
+        taken = set(runs.names())
         for serial in range(10 ** 6):
             name = '%s-%d.json' % (stamp, serial) if serial else '%s.json' % stamp
+            if name in taken:
+                continue
             try:
                 path = runs.write(name, data, mode=0o600, replace=False)
                 break
