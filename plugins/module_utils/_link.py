@@ -460,14 +460,36 @@ def _link_result(item: Planned, mtu_after: int, changed: bool, persist: dict | N
     }
 
 
+def _unfit_target(address: t.Any) -> str | None:
+    """Why an address cannot prove anything about a link, or None."""
+    if address.is_unspecified:
+        return 'is the unspecified address (a templated value that came out empty?), which reaches this host itself'
+    if address.is_loopback:
+        return 'is a loopback address, which never leaves this host'
+    if address.is_multicast:
+        return 'is a multicast address, which no single host answers for'
+    if address.version == 4 and address == ipaddress.IPv4Address('255.255.255.255'):
+        return 'is the limited broadcast address'
+    return None
+
+
 def parse_verify_targets(targets: t.Sequence[str]) -> list[str]:
-    result = []
+    """The verify targets as addresses, each once, in order. An address that
+    would answer from this host itself (unspecified, loopback) or from no
+    single host (multicast, broadcast) is refused: its answer proves nothing."""
+    result: list[str] = []
     for pos, target in enumerate(targets):
         try:
-            result.append(str(ipaddress.ip_address(str(target).strip())))
+            address = ipaddress.ip_address(str(target).strip())
         except ValueError:
             raise HostprepError('verify_targets[%d] %r is not an IP address; give the address of a host that '
                                 'must still answer after the change' % (pos, target), target=target) from None
+        why = _unfit_target(address)
+        if why:
+            raise HostprepError('verify_targets[%d] %s %s; give the address of a remote host that must still answer '
+                                'after the change' % (pos, address, why), target=str(address))
+        if str(address) not in result:
+            result.append(str(address))
     return result
 
 
@@ -497,6 +519,7 @@ def plan_persistence(method: str, planned: t.Sequence[Planned], persister: t.Any
     plans: dict[int, t.Any] = {}
     if method == 'none':
         return plans
+    persister.wanted = {item.link.ifindex: item.request.mtu for item in planned}
     for item in planned:
         if item.link.ifindex not in plans:
             link_method = persister.detect(item.link.ifname, item.link.ifindex) if method == 'auto' else method
@@ -580,11 +603,15 @@ class _Run:
                     diff=self.diff(persisted), **extra)
 
 
-def verify_before(targets: list[str], changes: list[Planned], probe: t.Callable[..., t.Any] | None,
+def verify_before(targets: list[str], changes: list[Planned], netlink: Netlink, probe: t.Callable[..., t.Any] | None,
                   timeout: float) -> list[dict[str, t.Any]]:
-    """Every verify target must answer a small echo before anything changes."""
+    """Every verify target must be routed off this host (a local address
+    answers through lo, whatever the link carries) and answer a small echo
+    before anything changes."""
     if not targets:
         return []
+    for target in targets:
+        netlink.route_oif(target)
     if not changes:
         return [{'target': target, 'reachable': None, 'full_size_ok': None,
                  'detail': 'not probed: no MTU changes'} for target in targets]
@@ -661,7 +688,7 @@ def set_mtus(params: dict[str, t.Any], netlink: Netlink, persister: t.Any,
     extra = {'persist_note': note} if note else {}
 
     changes = unique_changes(planned)
-    verify = verify_before(targets, changes, probe, timeout)
+    verify = verify_before(targets, changes, netlink, probe, timeout)
     changed = bool(changes) or any(p.changed for p in run.plans.values())
     if check_mode:
         for entry in verify:

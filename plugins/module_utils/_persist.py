@@ -323,6 +323,11 @@ class Persister:
         self.write = write
         self.which = which
         self._nm_devices: dict[str, dict[str, str]] | None = None
+        # Files planned in this run and their planned text: a second plan for the
+        # same file (two stanzas of one interfaces file) starts from the first.
+        self._planned: dict[str, str] = {}
+        # ifindex -> MTU of every link this run changes (see plan_networkd).
+        self.wanted: dict[int, int] = {}
 
     def path(self, relative: str) -> str:
         return os.path.join(self.config_root, relative.lstrip('/'))
@@ -429,9 +434,15 @@ class Persister:
             return self.plan_ifupdown(ifname, mtu)
         raise HostprepError('unknown persist method %r; use one of %s' % (method, ', '.join(METHODS)))
 
+    def text(self, path: str) -> str | None:
+        """What path holds once the plans made so far are applied (None: absent)."""
+        return self._planned[path] if path in self._planned else read_text(path)
+
     def file_plan(self, method: str, path: str, before: str | None, after: str) -> PersistPlan:
         """A plan that writes after to path; its undo writes before back, or
-        removes the file and the directories the write created."""
+        removes the file and the directories the write created. Plans of one
+        file chain: undone newest first, each puts back the text it found."""
+        self._planned[path] = after
         plan = PersistPlan(method=method, path=path, before=before or '', after=after)
         if not plan.changed:
             return plan
@@ -476,7 +487,25 @@ class Persister:
                                     ifname), ifname=ifname)
         path = networkd_dropin_path(self.config_root, network_file)
         path = self.inside(path, 'the drop-in %s for %s' % (path, network_file))
-        return self.file_plan('networkd', path, read_text(path), render_networkd_dropin(mtu))
+        others = [i for i in self.networkd_links_of(network_file) if i != ifindex and self.wanted.get(i) != mtu]
+        if others:
+            raise HostprepError('the .network file %s that manages link %s also manages the links with interface '
+                                'index %s (%s), so a drop-in would give them MTU %d at the next networkd reload too; '
+                                'set the same MTU on them in this run, give %s a .network file of its own, or use '
+                                'persist=none' % (network_file, ifname, ', '.join(map(str, others)),
+                                                  self.path(NETWORKD_STATE_DIR), mtu, ifname), ifname=ifname)
+        return self.file_plan('networkd', path, self.text(path), render_networkd_dropin(mtu))
+
+    def networkd_links_of(self, network_file: str) -> list[int]:
+        """The interface indexes whose networkd state names network_file."""
+        directory = self.path(NETWORKD_STATE_DIR)
+        found = []
+        for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+            if name.isdigit() and not self.outside(os.path.join(directory, name)):
+                state = parse_networkd_state(read_text(os.path.join(directory, name)) or '')
+                if state.get('NETWORK_FILE') == network_file:
+                    found.append(int(name))
+        return found
 
     def plan_ifupdown(self, ifname: str, mtu: int) -> PersistPlan:
         path = self.ifupdown_stanza_file(ifname)
@@ -485,9 +514,10 @@ class Persister:
                                 'a stanza for %s or choose another persist method' % (
                                     ifname, ', '.join(self.ifupdown_files()) or self.path(IFUPDOWN_INTERFACES),
                                     ifname), ifname=ifname)
-        before = read_text(path) or ''
+        path = os.path.realpath(path)
+        before = self.text(path) or ''
         # A symbolic link inside config_root is written through, keeping it.
-        return self.file_plan('ifupdown', os.path.realpath(path), before, set_ifupdown_mtu(before, ifname, mtu))
+        return self.file_plan('ifupdown', path, before, set_ifupdown_mtu(before, ifname, mtu))
 
     def plan_networkmanager(self, ifname: str, mtu: int) -> PersistPlan:
         devices = self.nm_devices()

@@ -72,6 +72,8 @@ def world(prerequisites):
             made.append(name)
         index = {'eth0': veth(host, 'eth0', 'far0'), 'stor0': veth(host, 'stor0', 'stpeer')}
         ns_stor0 = veth(storage, 'stor0', 'nspeer')
+        with NetNS(host) as nsr:
+            nsr.addr('add', index=index['eth0'], address='198.18.250.2', prefixlen=24)
         root = os.path.join(work, 'root')
         write(root + '/etc/network/interfaces', interfaces('eth0', 'stor0', head='source /etc/network/interfaces.d/*\n'))
         write(root + '/etc/network/interfaces.d/.keep', '')
@@ -90,6 +92,9 @@ def world(prerequisites):
         write(roots['link'] + '/etc/network/interfaces', 'source interfaces.d/*\n')
         os.makedirs(roots['link'] + '/etc/network/interfaces.d')
         os.symlink(outside + '/storage', roots['link'] + '/etc/network/interfaces.d/storage')
+        roots['shared'] = os.path.join(work, 'root-shared')
+        for ifindex in index.values():
+            write(roots['shared'] + '/run/systemd/netif/links/%d' % ifindex, STATE % 'all')
         roots['state'] = os.path.join(work, 'root-state')
         os.makedirs(roots['state'] + '/run/systemd/netif/links')
         os.symlink(outside + '/state', roots['state'] + '/run/systemd/netif/links/%d' % index['eth0'])
@@ -160,6 +165,16 @@ BAD = [
      'target 0.0.0.0 is a local address'),
     ('link: empty verify target', LINK_MTU, dict(ONE, verify_targets=['']),
      "verify_targets[0] '' is not an IP address"),
+    ('link: verify target that is unspecified', LINK_MTU, dict(ONE, verify_targets=['0.0.0.0']),
+     'verify_targets[0] 0.0.0.0 is the unspecified address'),
+    ('link: verify target on loopback', LINK_MTU, dict(ONE, verify_targets=['127.0.0.1']),
+     'verify_targets[0] 127.0.0.1 is a loopback address'),
+    ('link: verify target that is an address of this host', LINK_MTU, dict(ONE, verify_targets=['198.18.250.2']),
+     'target 198.18.250.2 is a local address of this host'),
+    ('link: networkd .network file that also manages another link', LINK_MTU,
+     dict(ONE, persist='networkd', config_root='{roots[shared]}'),
+     'the .network file /etc/systemd/network/20-all.network that manages link eth0 also manages the links with '
+     'interface index {index[stor0]}'),
     ('pmtud: persist=true with a namespace', PMTUD, dict(tcp_mtu_probing=1, netns='{storage}', persist=True,
                                                          sysctl_file='{sysctl_d}/90-pmtud.conf'),
      "persist=true with netns={storage}: a sysctl.d file applies at boot to the host's own network namespace"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 
 import pytest
 
@@ -439,3 +440,20 @@ def test_set_mtus_failed_persistence_of_a_file_only_change(host_links, routes):
         _link.set_mtus(params(mtu=1500, persist='ifupdown'), FakeNetlink(host_links, routes),
                        FailingPersister(eth1.ifindex), None, False, lambda m: None, record)
     assert record.done == [] and not record.changed
+
+
+@pytest.mark.parametrize('target, words', [
+    ('0.0.0.0', 'is the unspecified address'),
+    ('::', 'is the unspecified address'),
+    ('127.0.0.1', 'is a loopback address'),
+    ('::1', 'is a loopback address'),
+    ('224.0.0.1', 'is a multicast address'),
+    ('255.255.255.255', 'is the limited broadcast address'),
+])
+def test_verify_targets_that_prove_nothing_are_refused(target, words):
+    with pytest.raises(HostprepError, match=r'verify_targets\[1\] %s %s' % (re.escape(target), words)):
+        _link.parse_verify_targets(['198.18.9.1', target])
+
+
+def test_verify_targets_once_each():
+    assert _link.parse_verify_targets(['198.18.9.1', ' 198.18.9.1', 'fd42::1', 'FD42::1']) == ['198.18.9.1', 'fd42::1']

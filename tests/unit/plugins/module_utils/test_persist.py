@@ -366,3 +366,44 @@ def test_failed_write_leaves_no_directory_behind(root):
 def test_missing_dirs():
     assert _persist.missing_dirs('/') == []
     assert _persist.missing_dirs('/proc/hostprep-none/a') == ['/proc/hostprep-none', '/proc/hostprep-none/a']
+
+
+def test_two_stanzas_of_one_file_chain_their_plans(root):
+    storage = root / 'etc/network/interfaces.d/storage'
+    original = storage.read_text() + 'iface eth3 inet manual\n'
+    storage.write_text(original)
+    persister = _persist.Persister(str(root), run=None, write=written_to([]), which=no_nmcli)
+    first = persister.plan('ifupdown', 'eth1', 7, 9000)
+    second = persister.plan('ifupdown', 'eth3', 8, 4000)
+    assert second.before == first.after
+    first.apply()
+    second.apply()
+    text = storage.read_text()
+    assert 'mtu 9000' in text and text.endswith('iface eth3 inet manual\n    mtu 4000\n')
+    second.undo()
+    first.undo()
+    assert storage.read_text() == original
+
+
+def networkd_root(root, states):
+    links = root / 'run/systemd/netif/links'
+    links.mkdir(parents=True)
+    for ifindex, network in states.items():
+        (links / str(ifindex)).write_text('NETWORK_FILE=/etc/systemd/network/%s\n' % network)
+    return _persist.Persister(str(root), run=None, write=written_to([]), which=no_nmcli)
+
+
+def test_networkd_refuses_a_network_file_shared_with_a_link_not_changed(root):
+    persister = networkd_root(root, {7: '20-storage.network', 8: '20-storage.network', 9: '10-other.network'})
+    persister.wanted = {7: 9000}
+    with pytest.raises(HostprepError, match='the .network file /etc/systemd/network/20-storage.network that manages '
+                                            'link eth1 also manages the links with interface index 8'):
+        persister.plan('networkd', 'eth1', 7, 9000)
+
+
+def test_networkd_shared_file_with_the_same_mtu_plans_one_dropin(root):
+    persister = networkd_root(root, {7: '20-storage.network', 8: '20-storage.network'})
+    persister.wanted = {7: 9000, 8: 9000}
+    first = persister.plan('networkd', 'eth1', 7, 9000)
+    second = persister.plan('networkd', 'eth2', 8, 9000)
+    assert first.changed and not second.changed and first.path == second.path
