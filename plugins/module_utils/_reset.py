@@ -286,11 +286,18 @@ def plan(entries: list[str], keep_volumes: bool, loopback_ok: bool) -> tuple[lis
 
 # ---- the module's work --------------------------------------------------------
 
-def prove_data_root(module: t.Any, data_root: str) -> tuple[str, dict[str, str], bool, dict[str, str]]:
-    """(the real path, its top-level entries, whether it is the root of its
-    filesystem, where its configuration says so) once data_root is proven to
-    be the engine's configured data root in Docker's layout; refuses
-    otherwise, naming what is wrong."""
+class Proof(t.NamedTuple):
+    """What prove_data_root found out about a data root."""
+    real: str                    # the directory, symbolic links resolved
+    entries: dict[str, str]      # its top-level entries: name -> kind
+    filesystem_root: bool        # whether it is the root of its own filesystem
+    configured: dict[str, str]   # the configured data root and where it is set
+    mounts: list[_mounts.Mount]  # the kernel's mount table
+
+
+def prove_data_root(module: t.Any, data_root: str) -> Proof:
+    """Refuse data_root, naming what is wrong, unless it is the engine's
+    configured data root in Docker's layout that no other mount point shows."""
     params = module.params
     real = os.path.realpath(data_root)
     problem = system_directory_problem(data_root, real) or existence_problem(data_root, real)
@@ -309,18 +316,24 @@ def prove_data_root(module: t.Any, data_root: str) -> tuple[str, dict[str, str],
     problem = layout_problem(data_root, entries, filesystem_root)
     if problem:
         raise HostprepError(problem, data_root=data_root, foreign=_layout.foreign_entries(entries, filesystem_root))
-    submounts = mounts_below(real, mounts)
-    if submounts:
-        raise HostprepError('data_root %s has filesystems mounted below it (%s); a stopped dockerd leaves none, so '
-                            'something else uses them: unmount them first; %s'
-                            % (data_root, ', '.join(submounts[:5]), NOTHING), mounts=submounts)
     elsewhere = also_shown_at(real, mounts)
     if elsewhere:
         raise HostprepError('data_root %s shows the same files as %s (the same filesystem mounted more than once); '
                             'the reset would empty %s too: unmount %s first, or give the data root a filesystem of '
                             'its own; %s' % (data_root, ', '.join(elsewhere), 'it' if len(elsewhere) == 1 else 'them',
                                              ', '.join(elsewhere), NOTHING), mounts=elsewhere)
-    return real, entries, filesystem_root, {'path': configured, 'source': where}
+    return Proof(real, entries, filesystem_root, {'path': configured, 'source': where}, mounts)
+
+
+def refuse_mounts_below(data_root: str, real: str, mounts: list[_mounts.Mount], remove: list[str]) -> None:
+    """Filesystems mounted in what would be removed (the removal would empty
+    them). One mounted in a kept entry (volumes/ on a disk of its own) stays."""
+    submounts = [target for target in mounts_below(real, mounts)
+                 if any(_mounts.is_within(target, os.path.join(real, name)) for name in remove)]
+    if submounts:
+        raise HostprepError('data_root %s has filesystems mounted below it (%s); a stopped dockerd leaves none, so '
+                            'something else uses them, and the reset would empty them: unmount them first; %s'
+                            % (data_root, ', '.join(submounts[:5]), NOTHING), mounts=submounts)
 
 
 def refuse_running(params: dict[str, t.Any], data_root: str, real: str, removed: dict[str, t.Any]) -> None:
@@ -347,7 +360,7 @@ def reset(module: t.Any) -> dict[str, t.Any]:
     data_root = params['data_root']
     data_size = parse_size(params['data_size'], 'data_size')
     metadata_size = parse_size(params['metadata_size'], 'metadata_size')
-    real, entries, filesystem_root, configured = prove_data_root(module, data_root)
+    real, entries, filesystem_root, configured, mounts = prove_data_root(module, data_root)
 
     wanted = wanted_loopback(data_size, metadata_size)
     current_loop = loopback_state(real)
@@ -357,6 +370,7 @@ def reset(module: t.Any) -> dict[str, t.Any]:
     problem = linked_problem(data_root, real, remove, entries)
     if problem:
         raise HostprepError(problem, data_root=data_root)
+    refuse_mounts_below(data_root, real, mounts, remove)
     remove_paths = [os.path.join(real, name) for name in remove]
     seen: set[tuple[int, int]] = set()
     usage = {path: tree_usage([path], seen) for path in remove_paths}

@@ -186,6 +186,14 @@ def case_mounted_below(w, d):
     return configured(w, d, root)
 
 
+def case_volumes_mounted_wiped(w, d):
+    """volumes/ on a filesystem of its own is kept with keep_volumes=true, but not to be emptied."""
+    root = make_docker_layout(os.path.join(w, 'volumes-mounted'))
+    mount('-t', 'tmpfs', '-o', 'size=1m', 'hp-grst-tmpfs', os.path.join(root, 'volumes'))
+    write(os.path.join(root, 'volumes', 'v1', '_data', 'f'), 'volume data\n')
+    return configured(w, d, root, keep_volumes=False)
+
+
 def case_mounted_twice(w, d):
     """One filesystem in Docker's layout, mounted twice: the reset would empty the other mount point."""
     # the image beside the cases: the kernel writes to it on its own (ext4's journal)
@@ -247,6 +255,8 @@ CASES = {
     'lost+found, not a filesystem root': (case_lost_found_not_root, ['Docker does not make: lost+found (directory)']),
     'entry of the wrong kind': (case_wrong_kind, ['image (file; Docker makes a directory)']),
     'filesystem mounted below': (case_mounted_below, ['has filesystems mounted below it', '/tmp)']),
+    'volumes mounted, keep_volumes=false': (case_volumes_mounted_wiped, ['has filesystems mounted below it',
+                                                                         'volumes-mounted/volumes)']),
     'filesystem mounted twice': (case_mounted_twice, ['shows the same files as ', 'twice-b', 'unmount']),
     'broken daemon.json': (case_broken_daemon_json, ['cannot tell which data root the engine is configured with']),
     'data root set twice': (case_set_twice, ['data root is set twice: /srv/other in ', 'flag --data-root']),
@@ -301,23 +311,34 @@ def test_bad_input_changed_nothing(table):
 # ---- shapes that must work ----------------------------------------------------------
 
 def test_symlinked_and_filesystem_root_data_roots(ansible, engine, workdir):
-    """A link to the data root (dockerd resolves it; the link stays) and a data
-    root that is its filesystem's root (lost+found stays); check mode plans
+    """A link to the data root (dockerd resolves it; the link stays), a data
+    root that is its filesystem's root (lost+found stays) and one whose
+    volumes/ is a filesystem of its own (kept, untouched); check mode plans
     what the real run removes."""
     target = make_docker_layout(os.path.join(workdir, 'link-target'))
     link = os.path.join(workdir, 'docker-link')
     os.symlink(target, link)
-    with loop_filesystem(workdir, 'ext4', size_mb=64) as own:
+    volumes_own = make_docker_layout(os.path.join(workdir, 'volumes-own'))
+    with loop_filesystem(workdir, 'ext4', size_mb=64) as own, loop_filesystem(workdir, 'ext4', size_mb=64) as vols:
         make_docker_layout(own)
         assert os.path.isdir(os.path.join(own, 'lost+found'))
-        cases = {'link': configured(workdir, engine, link, loopback=False),
-                 'own fs': configured(workdir, engine, own, loopback=False, keep_volumes=False)}
-        tasks = []
-        for name, args in cases.items():
-            tasks += [('%s (check)' % name, args, True), ('%s (run)' % name, args, False),
-                      ('%s (again)' % name, args, False)]
-        results = ansible.module_tasks(MODULE, tasks)
-        own_left = sorted(os.listdir(own))
+        write(os.path.join(vols, 'v1', '_data', 'f'), 'volume data\n')
+        mount('--bind', vols, os.path.join(volumes_own, 'volumes'))
+        try:
+            volumes_before = hoststate.files(vols)
+            cases = {'link': configured(workdir, engine, link, loopback=False),
+                     'own fs': configured(workdir, engine, own, loopback=False, keep_volumes=False),
+                     'volumes mounted': configured(workdir, engine, volumes_own, loopback=False)}
+            tasks = []
+            for name, args in cases.items():
+                tasks += [('%s (check)' % name, args, True), ('%s (run)' % name, args, False),
+                          ('%s (again)' % name, args, False)]
+            results = ansible.module_tasks(MODULE, tasks)
+            own_left = sorted(os.listdir(own))
+            volumes_left = sorted(os.listdir(volumes_own))
+            hoststate.assert_unchanged(volumes_before, hoststate.files(vols), 'the kept volumes filesystem')
+        finally:
+            subprocess.run(['umount', os.path.join(volumes_own, 'volumes')], check=True)
     for name in cases:
         checked, run, again = (results['%s (%s)' % (name, mode)] for mode in ('check', 'run', 'again'))
         assert not checked['failed'] and checked['changed'], checked
@@ -327,6 +348,7 @@ def test_symlinked_and_filesystem_root_data_roots(ansible, engine, workdir):
     assert os.path.islink(link) and sorted(os.listdir(target)) == ['volumes']
     assert results['link (run)']['configured_data_root']['path'] == link
     assert own_left == ['lost+found']
+    assert volumes_left == ['volumes']
     assert results['own fs (run)']['kept'] == [os.path.join(own, 'lost+found')]
     assert os.path.join(own, 'lost+found') not in results['own fs (check)']['removed']['paths']
 

@@ -274,6 +274,14 @@ def test_mounts_below_recorded():
     assert _reset.mounts_below('/srv/other', mounts) == []
 
 
+def test_mounts_below_only_in_what_is_removed():
+    """A filesystem mounted in a kept entry (volumes/ on a disk of its own) stays; one in an entry to remove is refused."""
+    mounts = _mounts.parse_findmnt_list(fixture_bytes('findmnt_list_submount.json').decode())
+    _reset.refuse_mounts_below('/d', '/srv/hp-fm/data root', mounts, ['image', 'volumes'])
+    with pytest.raises(HostprepError, match=r'has filesystems mounted below it \(/srv/hp-fm/data root/overlay2/x\)'):
+        _reset.refuse_mounts_below('/d', '/srv/hp-fm/data root', mounts, ['image', 'overlay2'])
+
+
 def test_recorded_dockerd_is_found_by_its_data_root(tmp_path):
     """The shared process scan (btrfs_data_root uses it too) on the recorded
     command line, and the pidfile check."""
