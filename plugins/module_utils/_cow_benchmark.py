@@ -43,7 +43,9 @@ import typing as t
 import uuid
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
+    Changes,
     HostprepError,
+    changes_of,
     run,
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _memory
@@ -523,9 +525,12 @@ class Benchmark:
             pending = [img for img, dummy_exc in left]
         return removed
 
-    def remove_leftovers(self) -> dict[str, t.Any]:
+    def remove_leftovers(self, changes: Changes | None = None) -> dict[str, t.Any]:
         found = self.leftovers()
         result = self.remove(found['containers'], found['images'])
+        if changes is not None and result['containers'] + result['images']:
+            changes.made('removed %d container(s) and %d image(s) left by earlier runs (%s)'
+                         % (result['containers'], result['images'], ', '.join(found['runs'])))
         if result['errors']:
             raise HostprepError('could not remove the leftovers of earlier runs (%s): %s; remove them by hand '
                                 '(docker rm -f / docker rmi of objects labelled %s)'
@@ -815,7 +820,8 @@ def run_benchmark(module: t.Any, client: t.Any, mount_facts: t.Callable[[str], d
         result['changed'] = result['leftovers_found']['total'] > 0
         return result
 
-    result['leftovers_removed'] = bench.remove_leftovers()
+    changes = changes_of(module)
+    result['leftovers_removed'] = bench.remove_leftovers(changes)
     result['changed'] = result['leftovers_removed']['total'] > 0
     failure: HostprepError | None = None
     memory: dict[str, t.Any] = {}
@@ -842,9 +848,12 @@ def run_benchmark(module: t.Any, client: t.Any, mount_facts: t.Callable[[str], d
                 if removed['errors']:
                     result['cleanup']['note'] = ('some objects of run %s were left; the next run removes them '
                                                  '(label %s)' % (bench.run_id, LABEL))
+                    result['changed'] = True
+                    changes.made('left objects of run %s that could not be removed (label %s)' % (bench.run_id, LABEL))
             else:
                 result['cleanup'] = None
                 result['changed'] = True
+                changes.made('left the containers, commits and image of run %s (cleanup=false)' % bench.run_id)
     result['operations'] = bench.operations
     result['scenarios'] = summarize(bench.operations)
     result['memory'] = memory or None

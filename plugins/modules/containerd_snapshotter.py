@@ -29,6 +29,10 @@ description:
     says so (RV(supported=false) with RV(reason)) and changes nothing. Use the devicemapper graph driver with
     C(dm.thinpooldev) on an LVM thin pool (backend C(devicemapper_direct)) or the btrfs graph driver there.
   - Restarts nothing; restart containerd and dockerd when RV(restart_required) is true.
+  - When a write fails (a read-only file, an immutable directory, a full disk), the files written before it in the
+    same run are put back byte for byte, mode and owner kept, or removed when the run created them, so containerd and
+    dockerd never see half a configuration; the failure lists RV(changes_made) and RV(changes_restored).
+  - Refuses a O(containerd_config), O(drop_in) or O(daemon_config) that is a symbolic link, a directory or not UTF-8.
 author:
   - hostprep.container_host maintainers (@hostprep)
 options:
@@ -211,6 +215,20 @@ storage:
   returned: success
   type: dict
   sample: {"pool_device": "/dev/mapper/docker-thinpool"}
+changes_made:
+  description:
+    - On failure, the files this run had written before it failed (the drop-in, the main file, daemon.json are
+      written in that order).
+  returned: failure
+  type: list
+  elements: str
+  sample: ["created /etc/containerd/conf.d/50-hostprep-snapshotter.toml"]
+changes_restored:
+  description: On failure, the files put back byte for byte (or removed when the run had created them), newest first.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["removed /etc/containerd/conf.d/50-hostprep-snapshotter.toml"]
 '''
 
 from ansible.module_utils.basic import AnsibleModule

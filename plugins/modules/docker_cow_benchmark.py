@@ -282,6 +282,14 @@ check_mode:
   returned: check mode
   type: bool
   sample: true
+changes_made:
+  description:
+    - On failure, what the run had changed (leftovers of earlier runs it removed, objects it could not remove or
+      left with O(cleanup=false)); RV(changed) is then true.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["removed 4 container(s) and 3 image(s) left by earlier runs (hostprep-cow-0a1b2c3d4e)"]
 msg:
   description: In check mode, what a real run would do.
   returned: check mode

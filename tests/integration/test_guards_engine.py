@@ -399,3 +399,24 @@ def test_benchmark_runs_within_the_bounds(ansible, engine):
     assert capacity['mem_available'] > 0 and capacity['tasks']['pid_max'] > 0
     assert result['scenarios']['run_from_commit']['count'] == 2
     assert engine_lists(engine) == before
+
+
+def test_benchmark_failure_after_removing_leftovers_reports_it(ansible, engine):
+    """A leftover of a dead run is removed (a real change), then the run
+    fails (the image has no dd): changed=true, and the message and
+    changes_made say what was removed; the run's own objects are gone."""
+    label = 'io.hostprep.cow-benchmark'
+    dead_run = PREFIX + '-dead-run'
+    leftover = engine.client.containers.create('hostprep-busybox:latest', ['true'], name=PREFIX + '-leftover',
+                                               labels={label: dead_run, label + '.owner': 'another-boot/1/1'})
+    before = engine_lists(engine)
+    result = ansible.module(COW, {'docker_host': engine.base_url, 'image': 'hostprep-busybox:latest', 'count': 1,
+                                  'scenarios': ['oneshot']})
+    assert_clean_failure(result, 'executable file not found')
+    assert result['changed'] is True, result
+    made = 'removed 1 container(s) and 0 image(s) left by earlier runs (%s)' % dead_run
+    assert result['changes_made'] == [made], result
+    assert 'Changed before the failure: %s.' % made in result['msg']
+    assert result['leftovers_removed']['containers'] == 1 and result['cleanup']['errors'] == []
+    after = engine_lists(engine)
+    assert after == dict(before, containers=[c for c in before['containers'] if c != leftover.id])
