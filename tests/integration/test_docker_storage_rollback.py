@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 
-from dockerd import import_busybox, raw_loop_device, unmount_all
+from dockerd import import_busybox, loop_filesystem, raw_loop_device, unmount_all
 from hoststate import assert_unchanged, files, mounts
 from storage_role import PLAYBOOK, engines, fs, inventory, workdir  # noqa: F401 pylint: disable=unused-import
 
@@ -167,3 +167,106 @@ def test_interrupted_btrfs_switch_is_rolled_back_by_the_next_run(ansible, invent
             engine.stop()
             unmount_all(engine.data_root)
             unmount_all(mount_point)
+
+
+def switch_to_btrfs(ansible, inventory, engine, device, mount_point, **extra):
+    return ansible.playbook(PLAYBOOK, inventory, engine.vars(
+        'btrfs', docker_storage_btrfs_device=device, docker_storage_btrfs_mount_point=mount_point,
+        docker_storage_preserve_images=True, docker_storage_image_archive_dir=engine.archive_dir, **extra))
+
+
+def test_btrfs_mount_option_rejected(ansible, inventory, engines, fs, workdir):
+    """btrfs is made, then its mount fails on an option btrfs rejects: the old data root moves back."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-btrfs-opt', 'docker'))
+    load(engine)
+    mount_point = os.path.join(engine.dir, 'btrfs')
+    before = state(engine)
+    with raw_loop_device(workdir) as device:
+        try:
+            run = switch_to_btrfs(ansible, inventory, engine, device, mount_point,
+                                  docker_storage_btrfs_mount_options=['hp_no_such_option'])
+            msg = failed_message(run)
+            assert 'Put btrfs under the data root - apply failed (backend btrfs)' in msg, msg
+            assert 'back to %s' % engine.data_root in msg and 'driver overlay2' in msg, msg
+            assert_unchanged(before, state(engine))
+        finally:
+            engine.stop()
+            unmount_all(engine.data_root)
+            unmount_all(mount_point)
+
+
+def test_btrfs_fstab_immutable(ansible, inventory, engines, fs, workdir):
+    """fstab cannot be written (chattr +i): the btrfs mounts go, the old data root moves back."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-btrfs-fstab', 'docker'))
+    load(engine)
+    mount_point = os.path.join(engine.dir, 'btrfs')
+    before = state(engine)
+    with raw_loop_device(workdir) as device:
+        subprocess.run(['chattr', '+i', engine.fstab], check=True)
+        try:
+            run = switch_to_btrfs(ansible, inventory, engine, device, mount_point)
+        finally:
+            subprocess.run(['chattr', '-i', engine.fstab], check=True)
+        try:
+            msg = failed_message(run)
+            assert 'Put btrfs under the data root - apply failed (backend btrfs)' in msg, msg
+            assert 'back to %s' % engine.data_root in msg and 'driver overlay2' in msg, msg
+            assert_unchanged(before, state(engine))
+        finally:
+            engine.stop()
+            unmount_all(engine.data_root)
+            unmount_all(mount_point)
+
+
+def test_save_fails_on_a_full_filesystem(ansible, inventory, engines, fs, workdir):
+    """The image archive's filesystem is full: nothing is stopped or changed, no partial archive stays."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-save', 'docker'))
+    load(engine)
+    with loop_filesystem(workdir, 'ext4', size_mb=8) as small:
+        filler = os.path.join(small, 'filler')
+        subprocess.run(['dd', 'if=/dev/zero', 'of=' + filler, 'bs=1M', 'count=16', 'status=none'], check=False)
+        before = state(engine)
+        pid = engine.pid()
+        archive_dir = os.path.join(small, 'archive')
+        run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
+                                                               docker_storage_image_archive_dir=archive_dir))
+        msg = failed_message(run)
+        assert 'Save the images of the old storage failed (backend vfs)' in msg, msg
+        assert 'Nothing had been changed yet' in msg and 'was not stopped' in msg, msg
+        assert engine.pid() == pid
+        assert_unchanged(before, state(engine))
+        assert not os.path.exists(os.path.join(archive_dir, 'docker-storage-images.tar'))
+
+
+def test_stop_fails(ansible, inventory, engines, fs):
+    """The stop command fails: nothing is changed and the engine keeps running on its configuration."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-stop', 'docker'))
+    load(engine)
+    before = state(engine)
+    run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
+                                                           docker_storage_image_archive_dir=engine.archive_dir,
+                                                           docker_storage_stop_command=['false']))
+    msg = failed_message(run)
+    assert 'Stop the engine (command) failed (backend vfs)' in msg, msg
+    assert 'Nothing had been changed yet' in msg and 'driver overlay2' in msg, msg
+    assert_unchanged(before, state(engine))
+
+
+def test_reset_fails_halfway(ansible, inventory, engines, fs):
+    """A reset that fails halfway (an immutable file in the data root) cannot be undone: the role says what the
+    reset removed, puts daemon.json back and starts the engine again on its old configuration."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-reset', 'docker'))
+    load(engine)
+    config = files(engine.daemon_json, engine.fstab)
+    stuck = os.path.join(engine.data_root, 'containers')
+    subprocess.run(['chattr', '+i', stuck], check=True)
+    try:
+        run = ansible.playbook(PLAYBOOK, inventory, engine.vars('overlay2', docker_storage_reset=True,
+                                                               docker_storage_reset_force=True))
+    finally:
+        subprocess.run(['chattr', '-i', stuck], check=True)
+    msg = failed_message(run)
+    assert "Reset the data root's storage failed (backend overlay2)" in msg, msg
+    assert 'driver overlay2' in msg, msg
+    assert_unchanged(config, files(engine.daemon_json, engine.fstab))
+    assert engine.info()['Driver'] == 'overlay2'
