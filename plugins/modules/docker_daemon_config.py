@@ -218,10 +218,8 @@ engine:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
-from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_config import (
-    DEFAULT_FLAGS_SOURCES,
-    manage,
-)
+from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_config import manage
+from ansible_collections.hostprep.container_host.plugins.module_utils._dockerd_flags import DEFAULT_FLAGS_SOURCES
 
 
 def main():
