@@ -29,7 +29,8 @@ import shutil
 import time
 import typing as t
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError, read_text
+from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError, read_text, run
 from ansible_collections.hostprep.container_host.plugins.module_utils._fstab import parse_line
 
 FORMAT = 'hostprep.container_host.docker_storage_journal/1'
@@ -118,14 +119,9 @@ def begin(directory: str, files: list[str], data_root: str, roots: list[str], mo
     return record
 
 
-def under(path: str, root: str) -> bool:
-    root = root.rstrip('/') or '/'
-    return path == root or path.startswith(root + '/')
-
-
 def watched(path: str, roots: list[str]) -> bool:
     """Whether a mount target is at or under one of the roots the change may mount on."""
-    return any(under(path, root) for root in roots)
+    return any(_mounts.is_within(path, root) for root in roots)
 
 
 def plan_restore(record: dict[str, t.Any], mounts_now: list[dict[str, str]],
@@ -191,20 +187,18 @@ def put_back(entry: dict[str, t.Any]) -> None:
     os.replace(tmp, real)
 
 
-def read_mounts(run: t.Callable[..., tuple[int, str, str]], roots: list[str]) -> list[dict[str, str]]:
-    """The mounts at and under the roots, from findmnt -J."""
-    dummy_rc, out, dummy_err = run(['findmnt', '-J', '-l', '-o', 'TARGET,SOURCE,FSTYPE,OPTIONS'])
-    found = json.loads(out or '{"filesystems": []}').get('filesystems', [])
-    return [{'target': m['target'], 'source': m.get('source'), 'fstype': m.get('fstype')}
-            for m in found if watched(m['target'], roots)]
+def read_mounts(module: t.Any, roots: list[str]) -> list[dict[str, str]]:
+    """The mounts at and under the roots, as the kernel lists them."""
+    return [{'target': m.target, 'source': m.source, 'fstype': m.fstype}
+            for m in _mounts.read_mounts(module) if watched(m.target, roots)]
 
 
-def _plan_now(record: dict[str, t.Any], run: t.Callable[..., tuple[int, str, str]]) -> dict[str, list[t.Any]]:
+def _plan_now(record: dict[str, t.Any], module: t.Any) -> dict[str, list[t.Any]]:
     root = record['data_root']
     aside = record.get('moved_aside')
     entries = os.listdir(root) if os.path.isdir(root) else None
     digests = {e['real_path']: sha256_of(e['real_path']) for e in record['files']}
-    mounts = read_mounts(run, record.get('roots') or [root])
+    mounts = read_mounts(module, record.get('roots') or [root])
     plan = plan_restore(record, mounts, digests, entries, bool(aside) and os.path.isdir(aside))
     if root in plan['unmount'] and entries:
         # what lies under a mount at the data root shows only once it is unmounted (the role created it empty)
@@ -218,21 +212,20 @@ def fstab_targets(fstab: str) -> set[str]:
     return {os.path.normpath(entry.target) for entry in entries if entry is not None}
 
 
-def restore(directory: str, record: dict[str, t.Any], run: t.Callable[..., tuple[int, str, str]],
-            fstab: str, check_mode: bool, changes: t.Any) -> dict[str, t.Any]:
+def restore(record: dict[str, t.Any], module: t.Any, fstab: str, changes: t.Any) -> dict[str, t.Any]:
     """Undo the recorded change as far as it is safe; returns restored and manual steps."""
-    plan = _plan_now(record, run)
-    if check_mode:
+    plan = _plan_now(record, module)
+    if module.check_mode:
         plan['mount'] = [target for target in plan['mount'] if target in fstab_targets(fstab)]
         return {'restored': describe(plan), 'manual': plan['manual']}
     manual: list[str] = []
     for target in plan['unmount']:
-        rc, dummy_out, err = run(['umount', target], check_rc=False)
-        if rc != 0:
-            manual.append('unmount %s (umount failed: %s)' % (target, err.strip()))
+        error = _mounts.unmount_quietly(module, target)
+        if error:
+            manual.append('unmount %s (%s)' % (target, error))
         else:
             changes.restored('unmounted %s' % target)
-    plan = _plan_now(record, run)  # the data root's own content shows once the mounts are gone
+    plan = _plan_now(record, module)  # the data root's own content shows once the mounts are gone
     manual += [m for m in plan['manual'] if m not in manual]
     for aside, target in plan['move_back']:
         if os.path.isdir(target) and not os.path.ismount(target):
@@ -245,7 +238,7 @@ def restore(directory: str, record: dict[str, t.Any], run: t.Callable[..., tuple
                          else 'removed %s, which did not exist before' % entry['path'])
     in_fstab = fstab_targets(fstab)  # read after fstab itself was put back
     for target in [target for target in plan['mount'] if target in in_fstab]:
-        rc, dummy_out, err = run(['mount', '--fstab', fstab, target], check_rc=False)
+        rc, dummy_out, err = run(module, ['mount', '--fstab', fstab, '--', target], check_rc=False)
         if rc != 0:
             manual.append('mount %s (mount --fstab %s failed: %s)' % (target, fstab, err.strip()))
         else:
@@ -269,7 +262,7 @@ def finish(directory: str) -> bool:
     return True
 
 
-def manage(module: t.Any, run: t.Callable[..., tuple[int, str, str]], changes: t.Any) -> dict[str, t.Any]:
+def manage(module: t.Any, changes: t.Any) -> dict[str, t.Any]:
     """The module's task: info, begun, step, restored or finished."""
     p = module.params
     directory = p['path']
@@ -287,7 +280,7 @@ def manage(module: t.Any, run: t.Callable[..., tuple[int, str, str]], changes: t
         result['changed'] = True
         if not module.check_mode:
             roots = [p['data_root']] + list(p['mount_roots'])
-            result['journal'] = begin(directory, p['files'], p['data_root'], roots, read_mounts(run, roots),
+            result['journal'] = begin(directory, p['files'], p['data_root'], roots, read_mounts(module, roots),
                                       p['backend'], p['archive'], time.time())
             changes.made('recorded the change in %s' % journal_file(directory))
         return result
@@ -306,7 +299,7 @@ def manage(module: t.Any, run: t.Callable[..., tuple[int, str, str]], changes: t
         result['journal'] = record
         return result
     if state == 'restored':
-        done = restore(directory, record, run, p['fstab'], module.check_mode, changes)
+        done = restore(record, module, p['fstab'], changes)
         result.update(done)
         result['changed'] = True
         if not module.check_mode and not done['manual']:

@@ -148,7 +148,7 @@ manual:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import changes_of, execute, run
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import changes_of, execute
 from ansible_collections.hostprep.container_host.plugins.module_utils._journal import manage
 
 
@@ -169,11 +169,7 @@ def main():
         required_if=[('state', 'begun', ['data_root'])],
         supports_check_mode=True,
     )
-
-    def command(args, check_rc=True):
-        return run(module, args, check_rc=check_rc)
-
-    execute(module, lambda m: manage(m, command, changes_of(m)))
+    execute(module, lambda m: manage(m, changes_of(m)))
 
 
 if __name__ == '__main__':
