@@ -537,11 +537,11 @@ def _error_text(exc: BaseException) -> str:
 
 
 def persist_or_restore(plans: dict[int, t.Any], netlink: Netlink, done: t.Sequence[Planned],
-                       record: Changes, failure: dict[str, t.Any]) -> None:
+                       record: Changes, names: dict[int, str], failure: dict[str, t.Any]) -> None:
     """Write every persistence plan. When one fails, put back the plans
     already written and the run-time MTUs, and raise a message that says
-    what was restored (failure holds the result keys of the failed run)."""
-    names = {item.link.ifindex: item.link.ifname for item in done}
+    what was restored (names: ifname by ifindex; failure: the result keys
+    of the failed run)."""
     written: list[t.Any] = []
     for ifindex, pplan in plans.items():
         if pplan.apply is None:
@@ -560,10 +560,10 @@ def persist_or_restore(plans: dict[int, t.Any], netlink: Netlink, done: t.Sequen
             if written and not done and not problems:
                 record.fully_restored = True
             raise HostprepError(
-                'persisting the MTU of %s with %s failed (%s): %s. The run-time MTU is restored (%s)%s'
-                % (names.get(ifindex, 'ifindex %d' % ifindex), pplan.method, pplan.path, _error_text(exc),
-                   ', '.join(restored) or 'no run-time MTU had changed',
-                   '; ' + '; '.join(problems) if problems else ''),
+                'persisting the MTU of %s with %s failed (%s): %s. %s%s'
+                % (names[ifindex], pplan.method, pplan.path, _error_text(exc),
+                   'The run-time MTU is restored (%s)' % ', '.join(restored) if restored
+                   else 'No run-time MTU had changed', '; ' + '; '.join(problems) if problems else ''),
                 rolled_back=True, **failure) from exc
         record.made('wrote the MTU into %s' % pplan.path)
         written.append(pplan)
@@ -700,6 +700,6 @@ def set_mtus(params: dict[str, t.Any], netlink: Netlink, persister: t.Any,
     if targets and done:
         verify = verify_after(targets, netlink, probe, timeout)
         fail_verification(run, verify, netlink, done, record)
-    persist_or_restore(run.plans, netlink, done, record,
+    persist_or_restore(run.plans, netlink, done, record, {item.link.ifindex: item.link.ifname for item in planned},
                        dict(verify=verify, **run.result(None, False), **extra))
     return dict(changed=changed, verify=verify, rolled_back=False, **run.result(run.wanted, True), **extra)

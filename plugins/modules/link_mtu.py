@@ -104,7 +104,8 @@ options:
         C(nmcli device reapply) is needed or done, since the running MTU is already set.
       - V(networkd) writes the drop-in C(/etc/systemd/network/NAME.network.d/90-hostprep-mtu.conf)
         (C([Link] MTUBytes=N)) for the C(.network) file that manages the link, as named by
-        C(/run/systemd/netif/links/IFINDEX). It fails when no C(.network) file manages the link.
+        C(/run/systemd/netif/links/IFINDEX). It fails when no C(.network) file manages the link, and when
+        that file also manages a link this run does not give the same MTU (the drop-in would change it too).
         systemd-networkd reads it at its next reload or restart.
       - V(ifupdown) sets or adds the C(mtu N) line of the link's C(iface NAME inet|inet6 ...) stanza in
         C(/etc/network/interfaces) or a file it sources (C(source), C(source-directory)), and keeps
@@ -138,7 +139,10 @@ options:
         Don't-Fragment echo as big as the new MTU of the link their route uses (a reply or a router's
         "fragmentation needed" / "packet too big" both pass).
       - Each must answer a small echo B(before) the change, or the module fails and changes nothing.
-      - Probed only when a run-time MTU changes.
+      - Probed only when a run-time MTU changes. A target given twice is probed once.
+      - An address whose answer proves nothing about the link is refused - the unspecified address
+        (V(0.0.0.0), V(::), what an empty templated value may become), loopback, multicast, the limited
+        broadcast address and any address of this host (the kernel routes it to C(lo)).
     type: list
     elements: str
     default: []

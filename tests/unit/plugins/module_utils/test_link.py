@@ -436,7 +436,7 @@ def test_set_mtus_failed_persistence_puts_everything_back(host_links, routes):
 def test_set_mtus_failed_persistence_of_a_file_only_change(host_links, routes):
     eth1 = by_name(host_links, 'eth1')
     record = Changes()
-    with pytest.raises(HostprepError, match='no run-time MTU had changed'):
+    with pytest.raises(HostprepError, match='persisting the MTU of eth1 with ifupdown failed .*No run-time MTU had changed'):
         _link.set_mtus(params(mtu=1500, persist='ifupdown'), FakeNetlink(host_links, routes),
                        FailingPersister(eth1.ifindex), None, False, lambda m: None, record)
     assert record.done == [] and not record.changed
@@ -457,3 +457,12 @@ def test_verify_targets_that_prove_nothing_are_refused(target, words):
 
 def test_verify_targets_once_each():
     assert _link.parse_verify_targets(['198.18.9.1', ' 198.18.9.1', 'fd42::1', 'FD42::1']) == ['198.18.9.1', 'fd42::1']
+
+
+def test_own_netns_is_recognised_by_its_inode(tmp_path):
+    from ansible_collections.hostprep.container_host.plugins.module_utils import _netns
+    assert _netns.is_own_netns(None) and _netns.is_own_netns('/proc/self/ns/net')
+    assert not _netns.is_own_netns(str(tmp_path)) and not _netns.is_own_netns('hostprep-no-such-namespace')
+    for empty in ('', '  '):
+        with pytest.raises(HostprepError, match='netns is empty'):
+            _netns.check_netns_option(empty)
