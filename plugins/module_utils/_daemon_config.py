@@ -69,6 +69,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._storage_k
     data_root_of,
     driver_of_option,
     parse_storage_opts,
+    path_key_problems,
 )
 
 # the names other modules import from here (each job has its own file now)
@@ -120,6 +121,14 @@ def manage(module: t.Any) -> dict[str, t.Any]:
                or (current is None and params['state'] == 'present')
                or (text is not None and not text.strip()))
 
+    problems = path_key_problems(after, keys.changed_items())
+    if problems:
+        raise HostprepError('%s not changed: %s' % (path, '; '.join(problems)), problems=problems)
+    relative = [pattern for pattern in params['flags_sources'] if not os.path.isabs(pattern)]
+    if relative:
+        raise HostprepError('flags_sources %s: give absolute paths or patterns of the files that start dockerd '
+                            '(a relative one would be looked up in the module\'s temporary directory and find '
+                            'nothing)' % ', '.join(relative), flags_sources=relative)
     flag_uses = scan_flag_sources(read_sources(params['flags_sources'], warnings))
     conflicts = find_conflicts(after, flag_uses)
     engine = None

@@ -98,6 +98,26 @@ def data_root_of(config: dict[str, t.Any], flags: list[FlagUse] | None = None) -
     return _engine.DEFAULT_DATA_ROOT
 
 
+#: keys whose value is a directory or file dockerd uses as given: an empty
+#: (templated) or relative value would put the engine's data somewhere else
+PATH_KEYS = ('data-root', 'graph', 'exec-root', 'pidfile')
+
+
+def path_key_problems(config: dict[str, t.Any], keys: t.Iterable[str]) -> list[str]:
+    """Refusals for the given keys of config that must be absolute paths. Pure."""
+    problems = []
+    for key in keys:
+        if key not in PATH_KEYS or key not in config:
+            continue
+        value = config[key]
+        if not isinstance(value, str) or not value.strip():
+            problems.append('%s is %r: a templated path probably came out empty; give an absolute path' % (key, value))
+        elif not os.path.isabs(value):
+            problems.append('%s %s is not an absolute path; dockerd would take it relative to its working directory: '
+                            'give an absolute path' % (key, value))
+    return problems
+
+
 def _where(mount: dict[str, t.Any]) -> str:
     return '%s (%s mounted at %s)' % (mount.get('fstype'), mount.get('source'), mount.get('target'))
 

@@ -55,6 +55,8 @@ options:
         key by key when O(recursive=true).
       - With O(state=absent), each key named here is removed. A non-empty object value names keys inside that
         object to remove instead (C(features) with C(containerd-snapshotter) removes only that feature).
+      - A C(data-root), C(graph), C(exec-root) or C(pidfile) the task sets must be an absolute path (an empty value
+        is usually a templated variable that came out empty). NaN and Infinity are refused (dockerd reads none).
     type: dict
   keys:
     description:

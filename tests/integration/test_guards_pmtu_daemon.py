@@ -271,6 +271,9 @@ DAEMON_BAD = [
     ('ok', {'config': {'max-concurrent-downloads': float('nan')}},
      ['config cannot be written as JSON', 'nothing was changed']),
     ('ok', {'state': 'present', 'keys': ['debug']}, ['keys is only used with state=absent']),
+    ('ok', {'config': {'data-root': ''}}, ["daemon.json not changed: data-root is '': a templated path"]),
+    ('ok', {'config': {'data-root': 'srv/docker'}}, ['data-root srv/docker is not an absolute path']),
+    ('ok', {'flags_sources': ['docker.service']}, ['flags_sources docker.service: give absolute paths']),
 ]
 
 

@@ -301,3 +301,20 @@ def test_old_names_stay_importable_from_daemon_config():
         assert hasattr(dc, name), name
     assert dc._read_sources is df.read_sources  # pylint: disable=protected-access
     assert dc.parse_config is dj.parse_config and dc.FlagUse is df.FlagUse and dc.data_root_of is sk.data_root_of
+
+
+@pytest.mark.parametrize('config,keys,words', [
+    ({'data-root': ''}, ['data-root'], "data-root is '': a templated path probably came out empty"),
+    ({'data-root': '  '}, ['data-root'], 'came out empty'),
+    ({'exec-root': 'run/docker'}, ['exec-root'], 'exec-root run/docker is not an absolute path'),
+    ({'graph': None}, ['graph'], 'graph is None'),
+    ({'data-root': '/srv/docker', 'pidfile': 'docker.pid'}, ['data-root', 'pidfile'], 'pidfile docker.pid'),
+])
+def test_path_keys_must_be_absolute(config, keys, words):
+    problems = sk.path_key_problems(config, keys)
+    assert len(problems) == 1 and words in problems[0]
+
+
+def test_path_keys_not_changed_are_not_judged():
+    assert sk.path_key_problems({'data-root': '', 'log-level': 'warn'}, ['log-level']) == []
+    assert sk.path_key_problems({'data-root': '/srv/docker'}, ['data-root']) == []
