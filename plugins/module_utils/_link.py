@@ -460,6 +460,21 @@ def _link_result(item: Planned, mtu_after: int, changed: bool, persist: dict | N
     }
 
 
+# A probe that waits longer than this for one answer is not waiting for a
+# storage peer: the run would hang while the link stays changed.
+MAX_VERIFY_TIMEOUT = 60.0
+
+
+def check_timeout(value: t.Any) -> float:
+    """verify_timeout in seconds: above 0 and at most MAX_VERIFY_TIMEOUT (None: 2)."""
+    timeout = 2.0 if value is None else float(value)
+    if not 0 < timeout <= MAX_VERIFY_TIMEOUT:
+        raise HostprepError('verify_timeout %s is outside (0, %d] seconds: each probe waits that long for an answer '
+                            'while the new MTU is in place; give a few seconds' % (value, MAX_VERIFY_TIMEOUT),
+                            verify_timeout=value)
+    return timeout
+
+
 def _unfit_target(address: t.Any) -> str | None:
     """Why an address cannot prove anything about a link, or None."""
     if address.is_unspecified:
@@ -675,7 +690,7 @@ def set_mtus(params: dict[str, t.Any], netlink: Netlink, persister: t.Any,
     record = record if record is not None else Changes()
     requests = parse_requests(params['links'], params.get('mtu'))
     targets = parse_verify_targets(params.get('verify_targets') or [])
-    timeout = float(params.get('verify_timeout') or 2.0)
+    timeout = check_timeout(params.get('verify_timeout'))
     if targets and probe is None:
         raise HostprepError('verify_targets needs the path MTU probe of this collection (module_utils/_pmtu.py)')
     method, note = persist_in_netns(params.get('persist') or 'none', params.get('netns'), own_netns)

@@ -295,6 +295,17 @@ def check_config_root(config_root: str | None) -> str:
     return config_root
 
 
+def read_config(path: str) -> str | None:
+    """A configuration file's text (None: absent); a file that is no UTF-8
+    text is refused by name rather than rewritten."""
+    try:
+        return read_text(path)
+    except UnicodeDecodeError as exc:
+        raise HostprepError('%s is not UTF-8 text (byte %d: %s); link_mtu reads and rewrites only text '
+                            'configuration: fix the file or use persist=none' % (path, exc.start, exc.reason),
+                            path=path) from None
+
+
 def missing_dirs(directory: str) -> list[str]:
     """The directories makedirs(directory) would create, outermost first."""
     missing = []
@@ -365,7 +376,7 @@ class Persister:
         path = self.path(os.path.join(NETWORKD_STATE_DIR, str(ifindex)))
         if not os.path.lexists(path):
             return path, None
-        text = read_text(self.inside(path, 'systemd-networkd link state file %s' % path))
+        text = read_config(self.inside(path, 'systemd-networkd link state file %s' % path))
         return path, parse_networkd_state(text or '')
 
     def ifupdown_files(self) -> list[str]:
@@ -379,7 +390,7 @@ class Persister:
                 return
             self.inside(path, via)
             seen.append(path)
-            text = read_text(path) or ''
+            text = read_config(path) or ''
             for lineno, kind, arg in ifupdown_sources(text):
                 line = '"%s %s" (%s line %d)' % (kind, arg, path, lineno)
                 arg = self.path(arg) if arg.startswith('/') else os.path.join(os.path.dirname(path), arg)
@@ -397,7 +408,7 @@ class Persister:
 
     def ifupdown_stanza_file(self, ifname: str) -> str | None:
         for path in self.ifupdown_files():
-            if ifupdown_stanzas((read_text(path) or '').splitlines(True), ifname):
+            if ifupdown_stanzas((read_config(path) or '').splitlines(True), ifname):
                 return path
         return None
 
@@ -436,7 +447,7 @@ class Persister:
 
     def text(self, path: str) -> str | None:
         """What path holds once the plans made so far are applied (None: absent)."""
-        return self._planned[path] if path in self._planned else read_text(path)
+        return self._planned[path] if path in self._planned else read_config(path)
 
     def file_plan(self, method: str, path: str, before: str | None, after: str) -> PersistPlan:
         """A plan that writes after to path; its undo writes before back, or
@@ -502,7 +513,7 @@ class Persister:
         found = []
         for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
             if name.isdigit() and not self.outside(os.path.join(directory, name)):
-                state = parse_networkd_state(read_text(os.path.join(directory, name)) or '')
+                state = parse_networkd_state(read_config(os.path.join(directory, name)) or '')
                 if state.get('NETWORK_FILE') == network_file:
                     found.append(int(name))
         return found

@@ -147,7 +147,9 @@ options:
     elements: str
     default: []
   verify_timeout:
-    description: Seconds to wait for the answer to each probe.
+    description:
+      - Seconds to wait for the answer to each probe; more than 0 and at most 60 (the new MTU is in place
+        while the module waits).
     type: float
     default: 2.0
   rollback:

@@ -95,6 +95,10 @@ def world(prerequisites):
         roots['shared'] = os.path.join(work, 'root-shared')
         for ifindex in index.values():
             write(roots['shared'] + '/run/systemd/netif/links/%d' % ifindex, STATE % 'all')
+        roots['binary'] = os.path.join(work, 'root-binary')
+        write(roots['binary'] + '/etc/network/interfaces', '')
+        with open(roots['binary'] + '/etc/network/interfaces', 'wb') as handle:
+            handle.write(interfaces('eth0').encode() + b'# \xff\xfe latin-1 left-overs\n')
         roots['state'] = os.path.join(work, 'root-state')
         os.makedirs(roots['state'] + '/run/systemd/netif/links')
         os.symlink(outside + '/state', roots['state'] + '/run/systemd/netif/links/%d' % index['eth0'])
@@ -102,6 +106,8 @@ def world(prerequisites):
         os.makedirs(sysctl_d + '/dir.conf')
         os.symlink('/dev/null', sysctl_d + '/masked.conf')
         write(sysctl_d + '/90-other.conf', '# keep me\nnet.core.rmem_max = 16777216\n')
+        with open(sysctl_d + '/90-binary.conf', 'wb') as handle:
+            handle.write(b'net.ipv4.tcp_mtu_probing = 0\n# \xff\xfe\n')
         yield {'host': host, 'storage': storage, 'work': work, 'root': root, 'roots': roots, 'outside': outside,
                'sysctl_d': sysctl_d, 'index': index, 'ns_stor0': ns_stor0}
     finally:
@@ -175,6 +181,14 @@ BAD = [
      dict(ONE, persist='networkd', config_root='{roots[shared]}'),
      'the .network file /etc/systemd/network/20-all.network that manages link eth0 also manages the links with '
      'interface index {index[stor0]}'),
+    ('link: ifupdown file that is not UTF-8 text', LINK_MTU, dict(ONE, persist='ifupdown', config_root='{roots[binary]}'),
+     '{roots[binary]}/etc/network/interfaces is not UTF-8 text'),
+    ('link: verify_timeout of an hour', LINK_MTU, dict(ONE, verify_targets=['198.18.250.1'], verify_timeout=3600),
+     'verify_timeout 3600.0 is outside (0, 60] seconds'),
+    ('link: verify_timeout 0', LINK_MTU, dict(ONE, verify_targets=['198.18.250.1'], verify_timeout=0),
+     'verify_timeout 0.0 is outside (0, 60] seconds'),
+    ('pmtud: sysctl_file that is not UTF-8 text', PMTUD, dict(tcp_mtu_probing=1, sysctl_file='{sysctl_d}/90-binary.conf'),
+     "cannot read sysctl_file {sysctl_d}/90-binary.conf: 'utf-8' codec can't decode"),
     ('pmtud: persist=true with a namespace', PMTUD, dict(tcp_mtu_probing=1, netns='{storage}', persist=True,
                                                          sysctl_file='{sysctl_d}/90-pmtud.conf'),
      "persist=true with netns={storage}: a sysctl.d file applies at boot to the host's own network namespace"),

@@ -466,3 +466,13 @@ def test_own_netns_is_recognised_by_its_inode(tmp_path):
     for empty in ('', '  '):
         with pytest.raises(HostprepError, match='netns is empty'):
             _netns.check_netns_option(empty)
+
+
+@pytest.mark.parametrize('value', [0, -1, 61, float('nan')])
+def test_verify_timeout_bounds(value):
+    with pytest.raises(HostprepError, match='verify_timeout .* is outside'):
+        _link.check_timeout(value)
+
+
+def test_verify_timeout_default_and_valid():
+    assert _link.check_timeout(None) == 2.0 and _link.check_timeout(60) == 60.0

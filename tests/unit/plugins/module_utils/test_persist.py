@@ -407,3 +407,9 @@ def test_networkd_shared_file_with_the_same_mtu_plans_one_dropin(root):
     first = persister.plan('networkd', 'eth1', 7, 9000)
     second = persister.plan('networkd', 'eth2', 8, 9000)
     assert first.changed and not second.changed and first.path == second.path
+
+
+def test_ifupdown_file_that_is_not_text_is_refused(root):
+    (root / 'etc/network/interfaces.d/storage').write_bytes(b'iface eth1 inet manual\n\xff\xfe\n')
+    with pytest.raises(HostprepError, match='storage is not UTF-8 text'):
+        _persist.Persister(str(root), run=None, write=None, which=no_nmcli).plan('ifupdown', 'eth1', 7, 9000)
