@@ -428,3 +428,28 @@ def test_daemon_failed_writes_leave_the_old_file(ansible, ext4):
     assert 'Operation not permitted' in results['immutable_file']['msg']
     assert 'Device or resource busy' in results['read_only_bind']['msg']
     assert 'No space left on device' in results['full']['msg'], results['full']['msg']
+
+
+def test_daemon_flag_sources_that_are_not_utf8_or_huge(ansible, tmp_path):
+    """A latin-1 environment file is still scanned (its flag found), a file beyond 1 MiB is skipped with a
+    warning; neither ends in a traceback."""
+    env = tmp_path / 'default-docker'
+    env.write_bytes('# Standort K\u00f6ln\nDOCKER_OPTS="--log-level=info"\n'.encode('latin-1'))
+    huge = tmp_path / 'docker.service.d'
+    huge.mkdir()
+    with open(huge / 'big.conf', 'wb') as handle:
+        handle.truncate(2 * 1024 * 1024)
+    path = tmp_path / 'daemon.json'
+    path.write_text('{"labels": ["hostprep=guards"]}\n')
+    args = {'path': str(path), 'config': {'debug': True}, 'validate': False,
+            'flags_sources': [str(env), str(huge / '*.conf')]}
+    result = ansible.module(DAEMON, args)
+    assert not result['failed'], result
+    no_traceback(result)
+    assert result['changed'] is True
+    assert [(f['flag'], f['value']) for f in result['flags']] == [('--log-level', 'info')]
+    assert any('big.conf is more than 1048576 bytes' in w for w in result.get('warnings', [])), result.get('warnings')
+    # a key that is also a flag is refused, naming the latin-1 file
+    refused = ansible.module(DAEMON, dict(args, config={'log-level': 'debug'}))
+    assert refused['failed'] and 'log-level (flag --log-level in %s line 2)' % env in refused['msg'], refused
+    assert json.loads(path.read_text()) == {'labels': ['hostprep=guards'], 'debug': True}
