@@ -267,6 +267,6 @@ def test_reset_fails_halfway(ansible, inventory, engines, fs):
         subprocess.run(['chattr', '-i', stuck], check=True)
     msg = failed_message(run)
     assert "Reset the data root's storage failed (backend overlay2)" in msg, msg
-    assert 'driver overlay2' in msg, msg
+    assert 'Changed before the failure: removed' in msg and 'driver overlay2' in msg, msg
     assert_unchanged(config, files(engine.daemon_json, engine.fstab))
     assert engine.info()['Driver'] == 'overlay2'
