@@ -14,6 +14,7 @@ volume's content read back by a new container, and no data root left aside.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -56,9 +57,22 @@ def state(engine, *roots: str) -> dict:
     }
 
 
+TIMINGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), '.build',
+                       'rollback-timings.jsonl')
+
+
 def failed_message(run) -> str:
+    """The role's one message; notes how long the rollback took (from the failed step to the message) in
+    .build/rollback-timings.jsonl, which docs/backends/README.md quotes."""
     assert run.rc != 0 and run.failed, run.stdout[-4000:]
-    return run.failed[-1]['result'].get('msg', '')
+    failure = run.failed[-1]
+    started = [r['at'] for r in run.records if r['task'].endswith('Keep the error')]
+    if started:
+        os.makedirs(os.path.dirname(TIMINGS), exist_ok=True)
+        with open(TIMINGS, 'a', encoding='utf-8') as handle:
+            handle.write(json.dumps({'test': os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0],
+                                     'restore_seconds': round(failure['at'] - started[-1], 1)}) + '\n')
+    return failure['result'].get('msg', '')
 
 
 def test_overlay2_to_vfs_start_fails(ansible, inventory, engines, fs):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -36,6 +37,7 @@ class CallbackModule(CallbackBase):
             'task': task.get_name(),
             'action': task.action,
             'status': status,
+            'at': time.time(),
             'result': self._clean(result._result),  # pylint: disable=protected-access
         }
         with open(path, 'a', encoding='utf-8') as handle:
