@@ -99,8 +99,11 @@ def config_file(path: str) -> tuple[str, os.stat_result | None]:
         raise ConfigProblem('path %s cannot exist: a directory above it is a file; give the path of the daemon '
                             'configuration file' % path, path=path) from None
     except OSError as exc:
-        raise ConfigProblem('path %s%s cannot be followed: %s; fix the link; nothing was changed'
-                            % (path, link, exc.strerror), path=path) from None
+        if not link:
+            raise ConfigProblem('path %s cannot be read: %s; nothing was changed' % (path, exc.strerror),
+                                path=path) from None
+        raise ConfigProblem('path %s is a symbolic link to %s that cannot be followed: %s; fix the link; nothing was '
+                            'changed' % (path, os.readlink(path), exc.strerror), path=path) from None
     if stat.S_ISDIR(info.st_mode):
         raise ConfigProblem('path %s%s is a directory; give the path of the daemon configuration file' % (path, link),
                             path=path)

@@ -250,7 +250,7 @@ BAD_CONTENT = {
 DAEMON_BAD = [
     ('dangling_link', {}, ['daemon.json is a symbolic link to', 'gone/daemon.json, which does not exist']),
     ('link_to_dir', {}, ['a symbolic link to', '/real) is a directory']),
-    ('link_loop', {}, ['cannot be followed: Too many levels of symbolic links']),
+    ('link_loop', {}, ['daemon.json is a symbolic link to daemon-b.json that cannot be followed: Too many levels']),
     ('link_to_device', {}, ['(a symbolic link to /dev/zero) is not a regular file (it is a character device)']),
     ('directory', {}, ['daemon.json is a directory']),
     ('fifo', {}, ['daemon.json is not a regular file (it is a FIFO)']),
