@@ -22,7 +22,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab'))
 
-from netns_lab import Lab  # noqa: E402  pylint: disable=wrong-import-position
+from netns_lab import Lab, python_in  # noqa: E402  pylint: disable=wrong-import-position
 import demo_docker  # noqa: E402  pylint: disable=wrong-import-position
 import playbook  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -72,7 +72,7 @@ def main() -> int:
     with open(inventory, 'w', encoding='utf-8') as handle:
         json.dump({'storage_hosts': {'hosts': {'storage-host-1': {
             'ansible_connection': 'local', 'ansible_become': False,
-            'ansible_python_interpreter': sys.executable,
+            'ansible_python_interpreter': python_in(info['host_ns'], workdir),
             'storage_network_netns': info['host_ns'],
             'storage_network_persist': 'ifupdown',
             'storage_network_config_root': root,

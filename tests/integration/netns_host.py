@@ -12,17 +12,7 @@ wrapper that runs Python through "ip netns exec NAME". Links, sysctls and
 
 from __future__ import annotations
 
-import os
-import sys
-
-
-def python_in(netns: str, workdir: str) -> str:
-    """The path of an interpreter wrapper that runs Python inside netns."""
-    path = os.path.join(workdir, 'python-in-%s' % netns)
-    with open(path, 'w', encoding='utf-8') as handle:
-        handle.write('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (netns, sys.executable))
-    os.chmod(path, 0o755)
-    return path
+from netns_lab import python_in
 
 
 def inventory_in(ansible, netns: str) -> str:

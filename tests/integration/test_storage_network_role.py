@@ -14,6 +14,7 @@ import pytest
 from pyroute2 import NetNS
 
 from conftest import ROOT  # pylint: disable=import-error
+from netns_lab import python_in  # pylint: disable=import-error
 
 PLAYBOOK = os.path.join(ROOT, 'playbooks', 'storage_network.yml')
 
@@ -37,7 +38,7 @@ def set_sysctl(nsname: str, key: str, value: str) -> None:
 
 
 @pytest.fixture()
-def host(lab, tmp_path):
+def host(lab, tmp_path, ansible):
     """The lab host back at MTU 1500 and default sysctls, with its own config root."""
     ns = lab['host_ns']
     set_mtu(ns, 'eth0', 1500)
@@ -49,6 +50,8 @@ def host(lab, tmp_path):
         'auto eth0\niface eth0 inet static\n    address 198.18.1.2/24\n')
     hostvars = {
         'ansible_become': False,
+        # the module runs inside the namespace, which plays the host: persisting for it is allowed
+        'ansible_python_interpreter': python_in(ns, ansible.workdir),
         'storage_network_netns': ns,
         'storage_network_links': [{'target': lab['targets']['t9000']['v4']}],
         'storage_network_persist': 'ifupdown',

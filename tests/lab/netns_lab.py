@@ -41,6 +41,16 @@ def _v6(net: int, host: int) -> str:
     return 'fd42:1ab:0:%x::%x' % (net, host)
 
 
+def python_in(netns: str, workdir: str) -> str:
+    """The path of an interpreter wrapper that runs Python inside netns: as ansible_python_interpreter, it makes
+    the namespace play the managed host (its links, sysctls and /proc/self/ns/net are the module's own)."""
+    path = os.path.join(workdir, 'python-in-%s' % netns)
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (netns, sys.executable))
+    os.chmod(path, 0o755)
+    return path
+
+
 class Lab:
     """Build and tear down the namespaces; every name starts with prefix."""
 
