@@ -449,7 +449,7 @@ def manage(module: t.Any) -> dict[str, t.Any]:
     mounts_after = mounts
     if changed and not module.check_mode:
         mounts_after, migrated = apply(module, the_plan, device, mount_point, target, new_uuid,
-                                       fstab_path, fstab_after if fstab_changed else None, fstab_before, migrated)
+                                       fstab_path, fstab_after if fstab_changed else None, migrated)
         device = read_device(module, device_path)
 
     if not the_plan.mount and not the_plan.bind:
@@ -516,27 +516,6 @@ def _option_shown(option: str, kernel_options: list[str]) -> bool:
     return any(opt == option or opt.startswith(option + ':') for opt in kernel_options)
 
 
-def put_back(module: t.Any, path: str, text: str | None) -> None:
-    """Restore a file read with read_text() (None: it did not exist);
-    atomic_move keeps the mode and owner of the file it replaces."""
-    if text is None:
-        if os.path.lexists(path):
-            os.unlink(path)
-    else:
-        atomic_write(module, path, text)
-
-
-def make_directory(path: str, mode: int) -> list[str]:
-    """os.makedirs, returning the directories it created, outermost first."""
-    created = []
-    current = path
-    while current not in ('', '/') and not os.path.lexists(current):
-        created.insert(0, current)
-        current = os.path.dirname(current)
-    os.makedirs(path, mode=mode, exist_ok=True)
-    return created
-
-
 class _Undo:
     """The steps apply() made, with how to undo each, recorded in the run's
     Changes as they happen."""
@@ -570,7 +549,7 @@ class _Undo:
 
 
 def apply(module: t.Any, the_plan: Plan, device: DeviceFacts, mount_point: str, target: str,
-          new_uuid: str | None, fstab_path: str, fstab_text: str | None, fstab_before: str | None,
+          new_uuid: str | None, fstab_path: str, fstab_text: str | None,
           migrated: dict[str, int] | None) -> tuple[list[_mounts.Mount], dict[str, int] | None]:
     """Do the planned steps. The mounts are checked against the kernel's
     table before fstab is written, so fstab is the last change. On a failure
@@ -595,7 +574,7 @@ def apply(module: t.Any, the_plan: Plan, device: DeviceFacts, mount_point: str, 
             run(module, args + list(params.get('mkfs_options') or []) + ['--', device.path])
             steps.made('made a btrfs filesystem on %s (this cannot be undone)' % device.path)
         if the_plan.mount:
-            _created(steps, make_directory(mount_point, 0o755))
+            _created(steps, _common.make_directories(mount_point, 0o755))
             _mounts.mount(module, device.path, mount_point, 'btrfs', list(params.get('mount_options') or []))
             steps.made('mounted %s on %s' % (device.path, mount_point),
                        ('unmounted %s' % mount_point, lambda: _mounts.unmount(module, mount_point)))
@@ -620,7 +599,7 @@ def apply(module: t.Any, the_plan: Plan, device: DeviceFacts, mount_point: str, 
                 os.chown(mount_point, info.st_uid, info.st_gid)
                 os.chmod(mount_point, info.st_mode & 0o7777)
         if the_plan.bind:
-            _created(steps, make_directory(target, 0o711))
+            _created(steps, _common.make_directories(target, 0o711))
             _mounts.bind_mount(module, mount_point, target)
             steps.made('bind-mounted %s onto %s' % (mount_point, target),
                        ('unmounted %s' % target, lambda: _mounts.unmount(module, target)))
@@ -630,9 +609,10 @@ def apply(module: t.Any, the_plan: Plan, device: DeviceFacts, mount_point: str, 
             raise HostprepError('after mounting, data root %s does not show device %s: the kernel reports %s'
                                 % (target, device.path, at_target.describe() if at_target else 'no mount'))
         if fstab_text is not None:
+            fstab_bytes = _common.read_bytes(fstab_path)  # what the undo puts back, exactly
             atomic_write(module, fstab_path, fstab_text, mode=0o644)
             steps.made('wrote %s' % fstab_path,
-                       ('put back %s byte for byte' % fstab_path, lambda: put_back(module, fstab_path, fstab_before)))
+                       ('put back %s byte for byte' % fstab_path, lambda: _common.put_back(module, fstab_path, fstab_bytes)))
         return mounts_after, migrated
     except (HostprepError, OSError) as exc:
         failed = steps.roll_back()

@@ -91,6 +91,51 @@ def read_text(path: str) -> str | None:
         return None
 
 
+def read_bytes(path: str) -> bytes | None:
+    """A file's bytes, exactly as stored, or None when it does not exist."""
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def missing_directories(path: str) -> list[str]:
+    """The directories of path (itself included) that do not exist yet, outermost first."""
+    missing: list[str] = []
+    current = os.path.abspath(path)
+    while current not in ('', '/') and not os.path.lexists(current):
+        missing.insert(0, current)
+        current = os.path.dirname(current)
+    return missing
+
+
+def make_directories(path: str, mode: int) -> list[str]:
+    """os.makedirs, returning the directories it created, outermost first (for the undo)."""
+    created = missing_directories(path)
+    os.makedirs(path, mode=mode, exist_ok=True)
+    return created
+
+
+def put_back(module: t.Any, path: str, data: bytes | None) -> None:
+    """Undo a write: the old bytes back atomically (module.atomic_move keeps the mode and owner of the
+    file it replaces), or the file removed when it did not exist (data None)."""
+    if data is None:
+        if os.path.lexists(path):
+            os.unlink(path)
+        return
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        module.atomic_move(tmp, path, unsafe_writes=False)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def atomic_write(module: t.Any, path: str, content: str, mode: int = 0o644,
                  backup: bool = False) -> str | None:
     """Write content to path atomically: temp file in the same directory,

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import typing as t
 
 try:
@@ -39,6 +38,9 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
     HostprepError,
     atomic_write,
     changes_of,
+    missing_directories,
+    put_back,
+    read_bytes,
     read_text,
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
@@ -226,16 +228,8 @@ class UndoableWrites:
         self.done: list[tuple[str, bytes | None, list[str]]] = []
 
     def write(self, path: str, content: str) -> None:
-        try:
-            with open(path, 'rb') as handle:
-                old: bytes | None = handle.read()
-        except FileNotFoundError:
-            old = None
-        created = []
-        directory = os.path.dirname(os.path.abspath(path))
-        while not os.path.exists(directory):
-            created.insert(0, directory)
-            directory = os.path.dirname(directory)
+        old = read_bytes(path)
+        created = missing_directories(os.path.dirname(os.path.abspath(path)))
         try:
             atomic_write(self.module, path, content, mode=0o644)
         except Exception as exc:  # pylint: disable=broad-except
@@ -262,7 +256,7 @@ class UndoableWrites:
                     for made in reversed(created):
                         os.rmdir(made)
                 else:
-                    _put_back(self.module, path, old)
+                    put_back(self.module, path, old)
             except OSError as exc:
                 failed.append('%s (%s)' % (path, exc.strerror or exc))
                 continue
@@ -273,21 +267,6 @@ class UndoableWrites:
         if self.changes.done:
             return HostprepError('%s; the files written before it were put back byte for byte' % why)
         return HostprepError('%s; nothing was changed' % why)
-
-
-def _put_back(module: t.Any, path: str, data: bytes) -> None:
-    """Write a file's old bytes back atomically (module.atomic_move keeps the
-    file's mode and owner)."""
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        module.atomic_move(tmp, path, unsafe_writes=False)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ---- what the engine can do ----------------------------------------------------

@@ -33,7 +33,7 @@ import tempfile
 import time
 import typing as t
 
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import Changes, HostprepError
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import Changes, HostprepError, missing_directories
 from ansible_collections.hostprep.container_host.plugins.module_utils._engine import nearest_existing
 
 NO_TAG = '<none>:<none>'
@@ -255,11 +255,7 @@ def check_location(archive: str, data_root: str) -> None:
 def make_directory(directory: str, changes: Changes) -> list[str]:
     """Create the archive's directory (mode 0700) and the missing ones above
     it; returns those created, top first, each recorded as a change."""
-    missing = []
-    path = os.path.abspath(directory)
-    while not os.path.exists(path):
-        missing.insert(0, path)
-        path = os.path.dirname(path)
+    missing = missing_directories(directory)
     for path in missing:
         os.mkdir(path, 0o700)
         changes.made('created directory %s' % path)

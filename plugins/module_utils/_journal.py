@@ -29,7 +29,7 @@ import shutil
 import time
 import typing as t
 
-from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
+from ansible_collections.hostprep.container_host.plugins.module_utils import _common, _mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError, read_text, run
 from ansible_collections.hostprep.container_host.plugins.module_utils._fstab import parse_line
 
@@ -171,20 +171,16 @@ def describe(plan: dict[str, list[t.Any]]) -> list[str]:
     return lines
 
 
-def put_back(entry: dict[str, t.Any]) -> None:
-    """Restore one file from its copy (atomic rename, mode and owner as before), or remove it."""
+def put_back(module: t.Any, entry: dict[str, t.Any]) -> None:
+    """Restore one file from its copy (mode and owner as recorded), or remove it when it did not exist."""
     real = entry['real_path']
     if not entry['existed']:
-        if os.path.lexists(real):
-            os.unlink(real)
+        _common.put_back(module, real, None)
         return
-    tmp = os.path.join(os.path.dirname(real), '.%s.hostprep-restore' % os.path.basename(real))
-    shutil.copyfile(entry['copy'], tmp)
-    os.chmod(tmp, entry['mode'])
-    os.chown(tmp, entry['uid'], entry['gid'])
-    with open(tmp, 'rb') as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, real)
+    with open(entry['copy'], 'rb') as handle:
+        _common.put_back(module, real, handle.read())
+    os.chmod(real, entry['mode'])
+    os.chown(real, entry['uid'], entry['gid'])
 
 
 def read_mounts(module: t.Any, roots: list[str]) -> list[dict[str, str]]:
@@ -233,7 +229,7 @@ def restore(record: dict[str, t.Any], module: t.Any, fstab: str, changes: t.Any)
         os.rename(aside, target)
         changes.restored('moved %s back to %s' % (aside, target))
     for entry in plan['files']:
-        put_back(entry)
+        put_back(module, entry)
         changes.restored('put back %s as it was' % entry['path'] if entry['existed']
                          else 'removed %s, which did not exist before' % entry['path'])
     in_fstab = fstab_targets(fstab)  # read after fstab itself was put back

@@ -65,6 +65,14 @@ def test_describe():
                                        'mounted /m again']
 
 
+class FakeModule:
+    """atomic_move as AnsibleModule does it for a file in the same directory: a rename."""
+
+    @staticmethod
+    def atomic_move(src, dest, unsafe_writes=False):
+        os.replace(src, dest)
+
+
 def test_begin_keeps_bytes_and_refuses_a_second_change(tmp_path):
     daemon = tmp_path / 'daemon.json'
     daemon.write_bytes(b'{"log-level": "info"}\r\n')
@@ -79,7 +87,7 @@ def test_begin_keeps_bytes_and_refuses_a_second_change(tmp_path):
     missing.write_text('new')
     for item in _journal.plan_restore(rec, [], {f['real_path']: _journal.sha256_of(f['real_path']) for f in rec['files']},
                                       [], False)['files']:
-        _journal.put_back(item)
+        _journal.put_back(FakeModule(), item)
     assert daemon.read_bytes() == b'{"log-level": "info"}\r\n' and oct(os.stat(daemon).st_mode & 0o777) == '0o600'
     assert not missing.exists()
     with pytest.raises(HostprepError, match='an unfinished storage change'):
