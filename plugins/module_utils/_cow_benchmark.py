@@ -467,7 +467,7 @@ class Benchmark:
             raise HostprepError('data_root %s is not on the filesystem of the engine\'s data root %s (the engine at %s '
                                 'writes there, so %s would measure nothing); leave data_root unset or give a '
                                 'directory on that filesystem' % (data_root, engine_root, self.params['docker_host'],
-                                                                   data_root))
+                                                                  data_root))
 
     def filesystem(self, mount: dict[str, t.Any]) -> dict[str, t.Any]:
         self.mount = mount

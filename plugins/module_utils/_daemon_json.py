@@ -55,6 +55,7 @@ storage-opt storage-opts swarm-default-advertise-addr tls tlscacert tlscert tlsk
 tlsverify userland-proxy userland-proxy-path userns-remap
 '''.split())
 
+
 class ConfigProblem(HostprepError):
     """daemon.json cannot be used as it is."""
 

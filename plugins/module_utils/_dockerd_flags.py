@@ -71,6 +71,7 @@ NOT_DIRECTIVES = frozenset(['config-file', 'help', 'version', 'validate'])
 
 # ---- dockerd command-line flags ---------------------------------------------
 
+
 class FlagUse:
     """One dockerd flag found in a unit or environment file."""
 

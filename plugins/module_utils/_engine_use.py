@@ -23,10 +23,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
-from ansible_collections.hostprep.container_host.plugins.module_utils._processes import (  # noqa: F401 (parse_cmdline: used by callers)
-    cmdline,
-    parse_cmdline,
-)
+from ansible_collections.hostprep.container_host.plugins.module_utils._processes import cmdline
 
 PING_TIMEOUT = 5
 

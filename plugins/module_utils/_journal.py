@@ -106,7 +106,7 @@ def begin(directory: str, files: list[str], data_root: str, roots: list[str], mo
     existing = load(directory)
     if existing is not None:
         raise HostprepError('an unfinished storage change (backend %s, begun %s) is recorded in %s; roll it back '
-                            'first (state=restored) or finish it' % (existing.get('backend'), existing.get('begun'),
+                            'first (phase=restored) or finish it' % (existing.get('backend'), existing.get('begun'),
                                                                      journal_file(directory)))
     os.makedirs(directory, mode=0o700, exist_ok=True)
     record = {
@@ -259,18 +259,18 @@ def finish(directory: str) -> bool:
 
 
 def manage(module: t.Any, changes: t.Any) -> dict[str, t.Any]:
-    """The module's task: info, begun, step, restored or finished."""
+    """The module's task: read, begun, step, restored or finished."""
     p = module.params
     directory = p['path']
     record = load(directory)
-    state = p['state']
+    phase = p['phase']
     result: dict[str, t.Any] = {'changed': False, 'path': journal_file(directory), 'journal': record,
                                 'unfinished': record is not None, 'restored': [], 'manual': []}
-    if state == 'info':
+    if phase == 'read':
         return result
-    if state == 'begun':
+    if phase == 'begun':
         if not p['data_root']:
-            raise HostprepError('state=begun needs data_root: the data root the change is about')
+            raise HostprepError('phase=begun needs data_root: the data root the change is about')
         if record is not None:
             begin(directory, [], p['data_root'], [], '', None, 0.0)  # raises: an unfinished change is recorded
         result['changed'] = True
@@ -281,11 +281,11 @@ def manage(module: t.Any, changes: t.Any) -> dict[str, t.Any]:
             changes.made('recorded the change in %s' % journal_file(directory))
         return result
     if record is None:
-        if state == 'step':
-            raise HostprepError('no storage change is recorded in %s; begin one first (state=begun)'
+        if phase == 'step':
+            raise HostprepError('no storage change is recorded in %s; begin one first (phase=begun)'
                                 % journal_file(directory))
         return result
-    if state == 'step':
+    if phase == 'step':
         result['changed'] = True
         if not module.check_mode:
             record['steps'].append(p['step'])
@@ -294,7 +294,7 @@ def manage(module: t.Any, changes: t.Any) -> dict[str, t.Any]:
             save(directory, record)
         result['journal'] = record
         return result
-    if state == 'restored':
+    if phase == 'restored':
         done = restore(record, module, p['fstab'], changes)
         result.update(done)
         result['changed'] = True

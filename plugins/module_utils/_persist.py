@@ -555,4 +555,3 @@ class Persister:
             plan.apply = lambda: self.run([nmcli, 'connection', 'modify', uuid, prop, str(mtu)])
             plan.undo = lambda: self.run([nmcli, 'connection', 'modify', uuid, prop, str(current or 0)])
         return plan
-

@@ -285,7 +285,7 @@ check_mode:
 changes_made:
   description:
     - On failure, what the run had changed (leftovers of earlier runs it removed, objects it could not remove or
-      left with O(cleanup=false)); RV(changed) is then true.
+      left with O(cleanup=false)); C(changed) is then true.
   returned: failure
   type: list
   elements: str

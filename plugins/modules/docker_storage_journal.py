@@ -24,7 +24,7 @@ description:
     puts every file back byte for byte with its mode and owner (or removes a file that did not exist before) and mounts
     again, from the restored O(fstab), what was mounted before. What it cannot do safely is returned in RV(manual),
     and the record stays, so the next run tries again.
-  - V(finished) removes the record of a change that is complete. V(info) only reads it (RV(unfinished)).
+  - V(finished) removes the record of a change that is complete. V(read) only reads it (RV(unfinished)).
   - The engine must be stopped while files and mounts are put back; the role stops it first.
 author:
   - hostprep.container_host maintainers (@hostprep)
@@ -35,12 +35,12 @@ options:
       - Only files this module wrote are ever removed from it.
     type: path
     default: /var/lib/hostprep/docker_storage
-  state:
+  phase:
     description:
       - What to do with the record.
     type: str
-    choices: [info, begun, step, restored, finished]
-    default: info
+    choices: [read, begun, step, restored, finished]
+    default: read
   data_root:
     description:
       - The engine's data root, whose mounts are noted and, with O(moved_aside), restored. Needed for V(begun).
@@ -86,6 +86,7 @@ attributes:
     description: V(restored) says what it would put back; nothing is written.
   diff_mode:
     support: none
+    description: The record is not shown as a diff; RV(restored) lists what was put back.
   idempotent:
     support: full
     description: V(restored) and V(finished) do nothing when no change is recorded.
@@ -101,19 +102,19 @@ seealso:
 EXAMPLES = r'''
 - name: Note what the storage change may touch
   hostprep.container_host.docker_storage_journal:
-    state: begun
+    phase: begun
     data_root: /var/lib/docker
     files: [/etc/docker/daemon.json, /etc/fstab]
     backend: btrfs
 
 - name: Put everything back after a failure (with dockerd stopped)
   hostprep.container_host.docker_storage_journal:
-    state: restored
+    phase: restored
   register: undo
 
 - name: The change is complete
   hostprep.container_host.docker_storage_journal:
-    state: finished
+    phase: finished
 '''
 
 RETURN = r'''
@@ -156,7 +157,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type='path', default='/var/lib/hostprep/docker_storage'),
-            state=dict(type='str', default='info', choices=['info', 'begun', 'step', 'restored', 'finished']),
+            phase=dict(type='str', default='read', choices=['read', 'begun', 'step', 'restored', 'finished']),
             data_root=dict(type='path'),
             mount_roots=dict(type='list', elements='path', default=[]),
             files=dict(type='list', elements='path', default=[]),
@@ -166,7 +167,7 @@ def main():
             moved_aside=dict(type='path'),
             fstab=dict(type='path', default='/etc/fstab'),
         ),
-        required_if=[('state', 'begun', ['data_root'])],
+        required_if=[('phase', 'begun', ['data_root'])],
         supports_check_mode=True,
     )
     execute(module, lambda m: manage(m, changes_of(m)))

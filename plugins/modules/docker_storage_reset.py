@@ -32,7 +32,8 @@ description:
     data root is the root of its own filesystem.
   - Also refuses a system directory (such as V(/) or V(/var)), a path that is not a directory, a data root with other
     filesystems mounted in what would be removed (one mounted on a kept C(volumes/) stays), a data root whose files
-    another mount point shows too (its filesystem mounted twice), and top-level entries that are symbolic links (only the link would go). Nothing is changed then.
+    another mount point shows too (its filesystem mounted twice), and top-level entries that are symbolic links
+    (only the link would go). Nothing is changed then.
   - A removal that fails halfway (an immutable file, a read-only filesystem) stops at that entry and fails with
     C(changed=true), naming what was removed (RV(changes_made)), what is left of that entry and what was not
     touched; running again removes what is left.

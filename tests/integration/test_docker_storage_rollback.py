@@ -81,9 +81,9 @@ def test_overlay2_to_vfs_start_fails(ansible, inventory, engines, fs):
     load(engine)
     before = state(engine)
     run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_options=['vfs.hp_no_such_option=1'],
-                                                           docker_storage_validate=False,
-                                                           docker_storage_preserve_images=True,
-                                                           docker_storage_image_archive_dir=engine.archive_dir))
+                                                            docker_storage_validate=False,
+                                                            docker_storage_preserve_images=True,
+                                                            docker_storage_image_archive_dir=engine.archive_dir))
     msg = failed_message(run)
     assert 'Start the engine (command) failed (backend vfs)' in msg, msg
     assert 'Restored: put back %s as it was' % engine.daemon_json in msg, msg
@@ -102,7 +102,7 @@ def test_write_of_daemon_json_fails(ansible, inventory, engines, fs, workdir):
     subprocess.run(['chattr', '+i', engine.dir], check=True)
     try:
         run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
-                                                           docker_storage_image_archive_dir=archive_dir))
+                                                                docker_storage_image_archive_dir=archive_dir))
     finally:
         subprocess.run(['chattr', '-i', engine.dir], check=True)
     msg = failed_message(run)
@@ -112,7 +112,7 @@ def test_write_of_daemon_json_fails(ansible, inventory, engines, fs, workdir):
     assert_unchanged(before, state(engine))
     # and a second run, with the fault gone, behaves as if the failed run never happened
     again = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
-                                                           docker_storage_image_archive_dir=engine.archive_dir))
+                                                              docker_storage_image_archive_dir=engine.archive_dir))
     assert again.rc == 0 and not again.failed, again.stdout[-4000:]
     assert engine.info()['Driver'] == 'vfs'
 
@@ -243,7 +243,7 @@ def test_save_fails_on_a_full_filesystem(ansible, inventory, engines, fs, workdi
         pid = engine.pid()
         archive_dir = os.path.join(small, 'archive')
         run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
-                                                               docker_storage_image_archive_dir=archive_dir))
+                                                                docker_storage_image_archive_dir=archive_dir))
         msg = failed_message(run)
         assert 'Save the images of the old storage failed (backend vfs)' in msg, msg
         assert 'Nothing had been changed yet' in msg and 'was not stopped' in msg, msg
@@ -258,8 +258,8 @@ def test_stop_fails(ansible, inventory, engines, fs):
     load(engine)
     before = state(engine)
     run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
-                                                           docker_storage_image_archive_dir=engine.archive_dir,
-                                                           docker_storage_stop_command=['false']))
+                                                            docker_storage_image_archive_dir=engine.archive_dir,
+                                                            docker_storage_stop_command=['false']))
     msg = failed_message(run)
     assert 'Stop the engine (command) failed (backend vfs)' in msg, msg
     assert 'Nothing had been changed yet' in msg and 'driver overlay2' in msg, msg
@@ -276,7 +276,7 @@ def test_reset_fails_halfway(ansible, inventory, engines, fs):
     subprocess.run(['chattr', '+i', stuck], check=True)
     try:
         run = ansible.playbook(PLAYBOOK, inventory, engine.vars('overlay2', docker_storage_reset=True,
-                                                               docker_storage_reset_force=True))
+                                                                docker_storage_reset_force=True))
     finally:
         subprocess.run(['chattr', '-i', stuck], check=True)
     msg = failed_message(run)

@@ -350,7 +350,7 @@ def table_results(ansible, devs, in_use):
         case = case_dir(devs, 'table-%d' % len(cases))
         full = dict(args(in_use))
         if module == BTRFS:
-            full = btrfs_args(case, full.pop('device'), **full)
+            full = btrfs_args(case, **full)
         else:
             full.update(vg=PREFIX + 'vg', profile_dir=profile_dir)
         cases[name] = case
@@ -480,10 +480,10 @@ def test_data_root_under_a_symlinked_parent_succeeds_and_is_idempotent(ansible, 
         fstab = handle.read()
     assert fstab.startswith(FSTAB)
     assert fstab[len(FSTAB):].splitlines()[1] == ('%s %s none bind,x-systemd.requires-mounts-for=%s 0 0'
-                                                   % (os.path.join(real, 'mnt'), os.path.join(real, 'lib', 'docker'),
+                                                  % (os.path.join(real, 'mnt'), os.path.join(real, 'lib', 'docker'),
                                                       os.path.join(real, 'mnt')))
     assert [m[0] for m in hoststate.mounts(case['base'])] == [os.path.join(real, 'lib', 'docker'),
-                                                               os.path.join(real, 'mnt')]
+                                                              os.path.join(real, 'mnt')]
     unmount_all(case['base'], include_roots=False)
 
 

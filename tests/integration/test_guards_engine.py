@@ -218,7 +218,7 @@ def test_table_has_the_cases():
 
 
 @pytest.mark.parametrize('module, name, args, fragment', CASES, ids=['%s: %s' % (c[0].rsplit('.', 1)[1], c[1])
-                                                                        for c in CASES])
+                                                                     for c in CASES])
 def test_bad_input_refused(table, module, name, args, fragment):
     assert_refused(table['results'][(module, name)], fill(fragment, table['ctx']))
 
@@ -339,7 +339,7 @@ def engine_in_cgroups(dockerd: PrivateDockerd, pids_max: int, memory_limit: int)
     """Move the private dockerd and its containerd into a new pids cgroup
     and a new memory cgroup (child of this process's); put them back after."""
     pids = [dockerd.proc.pid] + [int(p) for p in subprocess.run(['pgrep', '-P', str(dockerd.proc.pid)],
-                                                                capture_output=True, text=True).stdout.split()]
+                                                                capture_output=True, text=True, check=False).stdout.split()]
     own_memory = [line.split(':', 2)[2].strip() for line in open('/proc/self/cgroup', encoding='utf-8')
                   if line.split(':')[1] == 'memory'][0]
     groups = {'pids': ('/sys/fs/cgroup/pids', '/sys/fs/cgroup/pids/' + PREFIX, 'pids.max', pids_max),

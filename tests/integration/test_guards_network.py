@@ -85,7 +85,7 @@ def world(prerequisites):
         write(outside + '/state', STATE % 'outside')
         roots = {}
         for kind, head in (('src', 'source ../../../outside/*\n'), ('srcdir', 'source-directory /../../../../../../../%s/dir\n'
-                                                                                   % outside.lstrip('/'))):
+                                                                    % outside.lstrip('/'))):
             roots[kind] = os.path.join(work, 'root-' + kind)
             write(roots[kind] + '/etc/network/interfaces', 'auto lo\n' + head + interfaces('eth0'))
         roots['link'] = os.path.join(work, 'root-link')

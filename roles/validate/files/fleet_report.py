@@ -696,7 +696,7 @@ def load_host_runs(directory: Dir, entry: str, skip: t.Callable[[str, str], None
         problems = problems_of(run)
         if not problems and safe_name(run['host']) != entry:
             problems = ['host is %s, but the file lies in the directory of host %s' % (sample(run['host']),
-                                                                                     quoted(host_of(entry)))]
+                                                                                       quoted(host_of(entry)))]
         if problems:
             skip(path, summary_of(problems))
         else:
@@ -928,7 +928,7 @@ def html_page(data: dict[str, t.Any], title: str, generated: str, root: str = '.
         out.append(html_table(['host', 'file', 'what is wrong'], [[esc(c) for c in row]
                                                                   for row in not_used_rows(root, data['not_used'])]))
     out.append('<p class="legend">%s</p>' % ''.join('<span><i style="background:%s"></i>%s</span>' % (color, esc(name))
-                                                     for name, color in colors.items()))
+                                                    for name, color in colors.items()))
     header = ['host', 'backend', 'run'] + [name for dummy, name in SUMMARY_COLUMNS] + ['limits']
     rows = []
     for host, run in sorted(data['latest'].items()):

@@ -258,7 +258,6 @@ def capacity(count, mem_available=20 * GIB, cgroup_memory=None, **tasks):
     return cow.capacity_problems(count, mem_available, cgroup_memory, limits)
 
 
-
 def test_capacity_fits():
     assert capacity(1000) == []
     assert capacity(10, mem_available=None, pid_max=None, threads_max=None) == []

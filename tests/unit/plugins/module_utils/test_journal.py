@@ -58,7 +58,7 @@ def test_plan_restore(case, rec, now, digests, entries, aside_exists, expect):
 
 def test_describe():
     plan = {'unmount': [ROOT], 'move_back': [['/a', ROOT]], 'files': [entry('/etc/fstab', 'f'),
-                                                                     entry('/etc/x', None, existed=False)],
+                                                                      entry('/etc/x', None, existed=False)],
             'mount': ['/m'], 'manual': []}
     assert _journal.describe(plan) == ['unmounted /var/lib/docker', 'moved /a back to /var/lib/docker',
                                        'put back /etc/fstab as it was', 'removed /etc/x, which did not exist before',

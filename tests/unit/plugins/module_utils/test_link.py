@@ -307,7 +307,7 @@ def test_set_mtus_verification_failure_rolls_back(host_links, routes):
     probe = FakeProbe(big='timeout')
     with pytest.raises(HostprepError) as err:
         _link.set_mtus(params(links=[{'name': 'eth1'}, {'name': 'eth0', 'mtu': 4000}],
-                             verify_targets=['198.18.9.1']), nl, None, probe, False, lambda m: None)
+                              verify_targets=['198.18.9.1']), nl, None, probe, False, lambda m: None)
     exc = err.value
     assert exc.details['rolled_back'] is True and exc.details['changed'] is False
     assert '198.18.9.1 via eth1' in exc.msg and 'Rolled back: eth0 to 9000, eth1 to 1500' in exc.msg
@@ -320,7 +320,7 @@ def test_set_mtus_verification_failure_without_rollback(host_links, routes):
     nl = FakeNetlink(host_links, routes)
     with pytest.raises(HostprepError, match='rollback=false, so the new MTU stays') as err:
         _link.set_mtus(params(verify_targets=['198.18.9.1'], rollback=False), nl, None,
-                      FakeProbe(big='timeout'), False, lambda m: None)
+                       FakeProbe(big='timeout'), False, lambda m: None)
     assert err.value.details['rolled_back'] is False and nl.mtu_of('eth1') == 9000
 
 
@@ -328,14 +328,14 @@ def test_set_mtus_verify_target_silent_before_change(host_links, routes):
     nl = FakeNetlink(host_links, routes)
     with pytest.raises(HostprepError, match='verify target 198.18.9.1 does not answer before the change'):
         _link.set_mtus(params(verify_targets=['198.18.9.1']), nl, None, FakeProbe(small='timeout'),
-                      False, lambda m: None)
+                       False, lambda m: None)
     assert nl.sets == []
 
 
 def test_set_mtus_bad_verify_target(host_links, routes):
     with pytest.raises(HostprepError, match=r"verify_targets\[0\] 'peer' is not an IP address"):
         _link.set_mtus(params(verify_targets=['peer']), FakeNetlink(host_links, routes), None,
-                      FakeProbe(), False, lambda m: None)
+                       FakeProbe(), False, lambda m: None)
 
 
 def test_set_mtus_validates_all_before_changing_any(host_links, routes):

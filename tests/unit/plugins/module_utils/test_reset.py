@@ -19,6 +19,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils import _da
 from ansible_collections.hostprep.container_host.plugins.module_utils import _data_root_layout as _layout
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
+from ansible_collections.hostprep.container_host.plugins.module_utils import _processes
 from ansible_collections.hostprep.container_host.plugins.module_utils import _reset
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
 
@@ -285,7 +286,7 @@ def test_mounts_below_only_in_what_is_removed():
 def test_recorded_dockerd_is_found_by_its_data_root(tmp_path):
     """The shared process scan (btrfs_data_root uses it too) on the recorded
     command line, and the pidfile check."""
-    argv = _engine_use.parse_cmdline(fixture_bytes('dockerd_20.10.24_cmdline.bin'))
+    argv = _processes.parse_cmdline(fixture_bytes('dockerd_20.10.24_cmdline.bin'))
     assert _engine_use.is_dockerd(argv)
     processes = [(4242, 'dockerd', argv)]
     assert _engine_use.engines_using(['/srv/docker-test'], processes, read=lambda path: None)
