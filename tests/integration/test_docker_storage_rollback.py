@@ -284,3 +284,44 @@ def test_reset_fails_halfway(ansible, inventory, engines, fs):
     assert 'Changed before the failure: removed' in msg and 'driver overlay2' in msg, msg
     assert_unchanged(config, files(engine.daemon_json, engine.fstab))
     assert engine.info()['Driver'] == 'overlay2'
+
+
+def test_engine_comes_up_on_another_driver(ansible, inventory, engines, fs):
+    """The service starts dockerd with another configuration file than the one the role writes (a unit that
+    points elsewhere): the engine answers on the old driver, the driver check fails, the change is rolled back."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-check', 'docker'))
+    load(engine)
+    other = os.path.join(engine.dir, 'other.json')
+    with open(engine.daemon_json, 'rb') as src, open(other, 'wb') as dst:
+        dst.write(src.read())
+    start = [part if part != engine.daemon_json else other for part in engine.start_cmd]
+    before = state(engine)
+    run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
+                                                            docker_storage_image_archive_dir=engine.archive_dir,
+                                                            docker_storage_start_command=start))
+    msg = failed_message(run)
+    assert 'Check that the engine uses the backend failed (backend vfs)' in msg, msg
+    assert 'reports storage driver overlay2' in msg and 'Restored: put back %s as it was' % engine.daemon_json in msg
+    assert_unchanged(before, state(engine))
+
+
+def test_load_fails_on_a_damaged_archive(ansible, inventory, engines, fs, workdir):
+    """The image archive is damaged between the save and the load (the service's start wrapper truncates it):
+    the load into btrfs fails, and the change is rolled back to overlay2 with its images."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-load', 'docker'))
+    load(engine)
+    mount_point = os.path.join(engine.dir, 'btrfs')
+    archive = os.path.join(engine.archive_dir, 'docker-storage-images.tar')
+    start = ['sh', '-c', '[ ! -f "$0" ] || truncate -s 4096 "$0"; exec "$@"', archive] + engine.start_cmd
+    before = state(engine)
+    with raw_loop_device(workdir) as device:
+        try:
+            run = switch_to_btrfs(ansible, inventory, engine, device, mount_point, docker_storage_start_command=start)
+            msg = failed_message(run)
+            assert 'Load the saved images into the new storage failed (backend btrfs)' in msg, msg
+            assert 'back to %s' % engine.data_root in msg and 'driver overlay2' in msg, msg
+            assert_unchanged(before, state(engine))
+        finally:
+            engine.stop()
+            unmount_all(engine.data_root)
+            unmount_all(mount_point)
