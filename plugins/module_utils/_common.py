@@ -117,6 +117,18 @@ def make_directories(path: str, mode: int) -> list[str]:
     return created
 
 
+def move_into_place(module: t.Any, tmp: str, path: str) -> None:
+    """module.atomic_move, failing with an OSError that names path: ansible-core raises a plain
+    Exception (the OSError as its cause) when the rename fails (an immutable file, a bind mount)."""
+    try:
+        module.atomic_move(tmp, path, unsafe_writes=False)
+    except OSError:
+        raise
+    except Exception as exc:  # pylint: disable=broad-except
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else None
+        raise OSError(getattr(cause, 'errno', None), getattr(cause, 'strerror', None) or str(exc), path) from exc
+
+
 def put_back(module: t.Any, path: str, data: bytes | None) -> None:
     """Undo a write: the old bytes back atomically (module.atomic_move keeps the mode and owner of the
     file it replaces), or the file removed when it did not exist (data None)."""
@@ -130,7 +142,7 @@ def put_back(module: t.Any, path: str, data: bytes | None) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        module.atomic_move(tmp, path, unsafe_writes=False)
+        move_into_place(module, tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -153,7 +165,7 @@ def atomic_write(module: t.Any, path: str, content: str, mode: int = 0o644,
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        module.atomic_move(tmp, path, unsafe_writes=False)
+        move_into_place(module, tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -232,15 +232,13 @@ class UndoableWrites:
         created = missing_directories(os.path.dirname(os.path.abspath(path)))
         try:
             atomic_write(self.module, path, content, mode=0o644)
-        except Exception as exc:  # pylint: disable=broad-except
-            # atomic_move raises a plain Exception, its OSError as the cause
-            cause = exc if isinstance(exc, OSError) else exc.__cause__
+        except OSError as exc:  # atomic_write names the file whatever atomic_move raised
             for made in reversed(created):
                 try:
                     os.rmdir(made)
                 except OSError:
                     break
-            raise self.undo('writing %s failed: %s' % (path, getattr(cause, 'strerror', None) or exc)) from exc
+            raise self.undo('writing %s failed: %s' % (path, exc.strerror or exc)) from exc
         self.done.append((path, old, created))
         self.changes.made('%s %s' % ('wrote' if old is not None else 'created', path))
 
