@@ -26,21 +26,29 @@ timed = start=$$(date +%s); echo "==> $(1)"; $(2); echo "==> $(1): $$(( $$(date 
 .PHONY: help deps apt venv link collections test sanity units lint integration demo demo-netns demo-down bench clean
 
 help:
-	@echo "make test   install what is needed (apt, PyPI) and run sanity, units, lint, integration"
-	@echo "make demo   build a disposable netns lab, converge the storage network, show the report"
-	@echo "make bench  run the benchmarks under bench/ (figures go to docs/benchmarks.md)"
+	@echo "make test         install what is needed (apt, PyPI) and run sanity, units, lint, integration and the CI VM scenarios"
+	@echo "make demo         site.yml, validate.yml and the fleet report against a disposable lab VM (about 9 minutes)"
+	@echo "make demo-netns   the quick demo on this host: a netns lab and private dockerds (about 90 s)"
+	@echo "make test-vm      every molecule scenario of the VM lab (mk/vm.mk)"
+	@echo "make bench        run the benchmarks under bench/ (figures go to docs/benchmarks.md)"
 
 deps: apt venv link collections
 
+# `apt_install,PACKAGES` installs the Debian packages of the list that are missing (mk/vm.mk uses it too).
+define apt_install
+missing=""
+for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done
+if [ -n "$$missing" ]; then
+  echo "==> installing Debian packages:$$missing"
+  [ "$$(id -u)" = 0 ] || { echo "installing$$missing needs root"; exit 1; }
+  timeout 900 apt-get update -qq || { echo "apt-get update failed: check the Debian mirror"; exit 1; }
+  DEBIAN_FRONTEND=noninteractive timeout 1800 apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+    || { echo "apt-get install$$missing failed: install them by hand, then rerun"; exit 1; }
+fi
+endef
+
 apt:
-	@missing=""
-	for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done
-	if [ -n "$$missing" ]; then
-	  echo "==> installing Debian packages:$$missing"
-	  [ "$$(id -u)" = 0 ] || { echo "installing$$missing needs root"; exit 1; }
-	  timeout 900 apt-get update -qq || { echo "apt-get update failed: check the Debian mirror"; exit 1; }
-	  DEBIAN_FRONTEND=noninteractive timeout 1800 apt-get install -y -qq --no-install-recommends $$missing >/dev/null || { echo "apt-get install$$missing failed"; exit 1; }
-	fi
+	@$(call apt_install,$(APT_PACKAGES))
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements-test.txt requirements.txt
@@ -111,8 +119,8 @@ demo-down: deps
 bench: deps
 	@$(BIN)/python bench/run_all.py
 
-# Areas with their own targets (VM lab, docker engine tests, ...) live in mk/*.mk.
--include mk/*.mk
+# Areas with their own targets live in mk/*.mk: the VM lab (mk/vm.mk), which `make test` needs.
+include mk/*.mk
 
 clean:
 	rm -rf $(BUILD) tests/output

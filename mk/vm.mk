@@ -25,15 +25,7 @@ export HOSTPREP_VM_CACHE := $(VM_CACHE)
 .PHONY: vm-apt vm-image test-vm bench-vm vm-clean
 
 vm-apt:
-	@missing=""
-	for p in $(VM_APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done
-	if [ -n "$$missing" ]; then
-	  echo "==> installing Debian packages for the VM lab:$$missing"
-	  [ "$$(id -u)" = 0 ] || { echo "installing$$missing needs root"; exit 1; }
-	  timeout 900 apt-get update -qq || { echo "apt-get update failed: check the Debian mirror"; exit 1; }
-	  DEBIAN_FRONTEND=noninteractive timeout 1800 apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
-	    || { echo "apt-get install$$missing failed: install them by hand, then rerun"; exit 1; }
-	fi
+	@$(call apt_install,$(VM_APT_PACKAGES))
 	for tool in qemu-system-x86_64 qemu-img debootstrap mkfs.ext4 ssh ssh-keygen cpio; do
 	  command -v $$tool >/dev/null || { echo "$$tool is still missing after installing $(VM_APT_PACKAGES)"; exit 1; }
 	done
