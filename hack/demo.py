@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""`make demo`: converge the storage network of a disposable netns lab.
+"""`make demo-netns`: converge the storage network of a disposable netns lab (the quick demo; `make demo` uses a VM).
 
 1. builds the lab (tests/lab/netns_lab.py) with the host's storage NIC at 1500;
 2. runs playbooks/storage_network.yml in verify-only mode (drift report);

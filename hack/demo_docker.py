@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The Docker half of `make demo`: set up storage backends, then measure them.
+"""The Docker half of `make demo-netns`: set up storage backends, then measure them.
 
 Three local "hosts", each a private dockerd (own data root, exec root and
 socket) that the docker_storage role stops and starts itself through the
