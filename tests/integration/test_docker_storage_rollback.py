@@ -61,18 +61,23 @@ TIMINGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
                        'rollback-timings.jsonl')
 
 
-def failed_message(run) -> str:
-    """The role's one message; notes how long the rollback took (from the failed step to the message) in
+def note_time(run, first: str, last: str) -> None:
+    """How long the rollback took (from the end of task first to the end of task last), noted in
     .build/rollback-timings.jsonl, which docs/backends/README.md quotes."""
-    assert run.rc != 0 and run.failed, run.stdout[-4000:]
-    failure = run.failed[-1]
-    started = [r['at'] for r in run.records if r['task'].endswith('Keep the error')]
-    if started:
+    start = [r['at'] for r in run.records if r['task'].endswith(first)]
+    end = [r['at'] for r in run.records if r['task'].endswith(last)]
+    if start and end:
         os.makedirs(os.path.dirname(TIMINGS), exist_ok=True)
         with open(TIMINGS, 'a', encoding='utf-8') as handle:
             handle.write(json.dumps({'test': os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0],
-                                     'restore_seconds': round(failure['at'] - started[-1], 1)}) + '\n')
-    return failure['result'].get('msg', '')
+                                     'restore_seconds': round(end[-1] - start[-1], 1)}) + '\n')
+
+
+def failed_message(run) -> str:
+    """The role's one message; notes how long the rollback took (from the failed step to the message)."""
+    assert run.rc != 0 and run.failed, run.stdout[-4000:]
+    note_time(run, 'Keep the error', run.failed[-1]['task'])
+    return run.failed[-1]['result'].get('msg', '')
 
 
 def test_overlay2_to_vfs_start_fails(ansible, inventory, engines, fs):
@@ -171,6 +176,7 @@ def test_interrupted_btrfs_switch_is_rolled_back_by_the_next_run(ansible, invent
 
             again = ansible.playbook(PLAYBOOK, inventory, variables)
             assert again.rc == 0 and not again.failed, again.stdout[-6000:]
+            note_time(again, 'Look for a storage change that an earlier run left unfinished', 'Say what the rollback restored')
             said = again.result('Say what the rollback restored')['msg']
             assert 'rolled back the unfinished change' in said and 'back to %s' % engine.data_root in said, said
             info = engine.info()
