@@ -331,3 +331,28 @@ def test_load_fails_on_a_damaged_archive(ansible, inventory, engines, fs, workdi
             engine.stop()
             unmount_all(engine.data_root)
             unmount_all(mount_point)
+
+
+def test_archive_cannot_be_removed(ansible, inventory, engines, fs, workdir):
+    """After a complete change the archive's directory has become immutable (the service's start wrapper does it):
+    the change stands, and the role names the archive left behind instead of undoing the change."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-archive', 'docker'))
+    load(engine)
+    images = engine.image_ids()
+    mount_point = os.path.join(engine.dir, 'btrfs')
+    start = ['sh', '-c', '[ ! -d "$0" ] || chattr +i "$0"; exec "$@"', engine.archive_dir] + engine.start_cmd
+    with raw_loop_device(workdir) as device:
+        try:
+            run = switch_to_btrfs(ansible, inventory, engine, device, mount_point, docker_storage_start_command=start,
+                                  docker_storage_keep_image_archive=False)
+            assert run.rc == 0, run.stdout[-4000:]
+            said = run.result('Name the archive that could not be removed')['msg']
+            assert 'the storage change is complete (backend btrfs)' in said and 'remove it by hand' in said, said
+            assert os.path.exists(os.path.join(engine.archive_dir, 'docker-storage-images.tar'))
+            assert engine.info()['Driver'] == 'btrfs' and engine.image_ids() == images
+            assert not os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json'))
+        finally:
+            subprocess.run(['chattr', '-i', engine.archive_dir], check=False)
+            engine.stop()
+            unmount_all(engine.data_root)
+            unmount_all(mount_point)
