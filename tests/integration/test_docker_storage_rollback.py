@@ -80,6 +80,25 @@ def failed_message(run) -> str:
     return run.failed[-1]['result'].get('msg', '')
 
 
+@contextlib.contextmanager
+def btrfs_disk(engine, workdir):
+    """A blank loop device for the btrfs cases; afterwards the engine is stopped and the data root and the btrfs
+    mount point (engine.dir/btrfs) unmounted, whatever the case did."""
+    with raw_loop_device(workdir) as device:
+        try:
+            yield device
+        finally:
+            engine.stop()
+            unmount_all(engine.data_root)
+            unmount_all(os.path.join(engine.dir, 'btrfs'))
+
+
+def switch_to_btrfs(ansible, inventory, engine, device, mount_point, **extra):
+    return ansible.playbook(PLAYBOOK, inventory, engine.vars(
+        'btrfs', docker_storage_btrfs_device=device, docker_storage_btrfs_mount_point=mount_point,
+        docker_storage_preserve_images=True, docker_storage_image_archive_dir=engine.archive_dir, **extra))
+
+
 def test_overlay2_to_vfs_start_fails(ansible, inventory, engines, fs):
     """dockerd rejects a vfs option at start: daemon.json comes back byte for byte, the engine runs on overlay2."""
     engine = engines(os.path.join(fs['ext4'], 'rb-vfs', 'docker'))
@@ -127,27 +146,22 @@ def test_btrfs_switch_start_fails(ansible, inventory, engines, fs, workdir):
     mount go, the old data root moves back, fstab and daemon.json are as they were."""
     engine = engines(os.path.join(fs['ext4'], 'rb-btrfs', 'docker'))
     load(engine)
-    mount_point = os.path.join(engine.dir, 'btrfs')
+    mount_point = os.path.join(engine.dir, 'btrfs')  # btrfs_disk() unmounts it
     before = state(engine)
-    with raw_loop_device(workdir) as device:
-        try:
-            run = ansible.playbook(PLAYBOOK, inventory, engine.vars(
-                'btrfs', docker_storage_btrfs_device=device, docker_storage_btrfs_mount_point=mount_point,
-                docker_storage_preserve_images=True, docker_storage_image_archive_dir=engine.archive_dir,
-                docker_storage_options=['btrfs.hp_no_such_option=1'], docker_storage_validate=False))
-            msg = failed_message(run)
-            assert 'Start the engine (command) failed (backend btrfs)' in msg, msg
-            for text in ('unmounted %s' % engine.data_root, 'unmounted %s' % mount_point,
-                         'back to %s' % engine.data_root, 'put back %s as it was' % engine.fstab,
-                         'put back %s as it was' % engine.daemon_json, 'driver overlay2'):
-                assert text in msg, msg
-            after = state(engine)
-            assert os.path.isdir(mount_point)  # made by the change, empty, not mounted
-            assert_unchanged(before, after)
-        finally:
-            engine.stop()
-            unmount_all(engine.data_root)
-            unmount_all(mount_point)
+    with btrfs_disk(engine, workdir) as device:
+        run = ansible.playbook(PLAYBOOK, inventory, engine.vars(
+            'btrfs', docker_storage_btrfs_device=device, docker_storage_btrfs_mount_point=mount_point,
+            docker_storage_preserve_images=True, docker_storage_image_archive_dir=engine.archive_dir,
+            docker_storage_options=['btrfs.hp_no_such_option=1'], docker_storage_validate=False))
+        msg = failed_message(run)
+        assert 'Start the engine (command) failed (backend btrfs)' in msg, msg
+        for text in ('unmounted %s' % engine.data_root, 'unmounted %s' % mount_point,
+                     'back to %s' % engine.data_root, 'put back %s as it was' % engine.fstab,
+                     'put back %s as it was' % engine.daemon_json, 'driver overlay2'):
+            assert text in msg, msg
+        after = state(engine)
+        assert os.path.isdir(mount_point)  # made by the change, empty, not mounted
+        assert_unchanged(before, after)
 
 
 def test_interrupted_btrfs_switch_is_rolled_back_by_the_next_run(ansible, inventory, engines, fs, workdir):
@@ -155,87 +169,66 @@ def test_interrupted_btrfs_switch_is_rolled_back_by_the_next_run(ansible, invent
     the journal, rolls the change back (and says so), then makes the change again."""
     engine = engines(os.path.join(fs['ext4'], 'rb-kill', 'docker'))
     load(engine)
-    mount_point = os.path.join(engine.dir, 'btrfs')
+    mount_point = os.path.join(engine.dir, 'btrfs')  # btrfs_disk() unmounts it
     parent = os.path.dirname(engine.data_root)
     images = engine.image_ids()
-    with raw_loop_device(workdir) as device:
+    with btrfs_disk(engine, workdir) as device:
         variables = engine.vars('btrfs', docker_storage_btrfs_device=device, docker_storage_btrfs_mount_point=mount_point,
                                 docker_storage_preserve_images=True, docker_storage_image_archive_dir=engine.archive_dir)
-        try:
-            proc = ansible.spawn(PLAYBOOK, inventory, variables)
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline and proc.poll() is None:
-                if any(name.startswith('docker.hostprep-') for name in os.listdir(parent)):
-                    break
-                time.sleep(0.05)
-            assert proc.poll() is None, 'the run ended before the data root moved aside'
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            time.sleep(1)
-            assert os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json'))
+        proc = ansible.spawn(PLAYBOOK, inventory, variables)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(name.startswith('docker.hostprep-') for name in os.listdir(parent)):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, 'the run ended before the data root moved aside'
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(1)
+        assert os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json'))
 
-            again = ansible.playbook(PLAYBOOK, inventory, variables)
-            assert again.rc == 0 and not again.failed, again.stdout[-6000:]
-            note_time(again, 'Look for a storage change that an earlier run left unfinished', 'Say what the rollback restored')
-            said = again.result('Say what the rollback restored')['msg']
-            assert 'rolled back the unfinished change' in said and 'back to %s' % engine.data_root in said, said
-            info = engine.info()
-            assert (info['Driver'], info['DockerRootDir']) == ('btrfs', engine.data_root)
-            assert engine.image_ids() == images
-            assert not os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json'))
-        finally:
-            engine.stop()
-            unmount_all(engine.data_root)
-            unmount_all(mount_point)
-
-
-def switch_to_btrfs(ansible, inventory, engine, device, mount_point, **extra):
-    return ansible.playbook(PLAYBOOK, inventory, engine.vars(
-        'btrfs', docker_storage_btrfs_device=device, docker_storage_btrfs_mount_point=mount_point,
-        docker_storage_preserve_images=True, docker_storage_image_archive_dir=engine.archive_dir, **extra))
+        again = ansible.playbook(PLAYBOOK, inventory, variables)
+        assert again.rc == 0 and not again.failed, again.stdout[-6000:]
+        note_time(again, 'Look for a storage change that an earlier run left unfinished', 'Say what the rollback restored')
+        said = again.result('Say what the rollback restored')['msg']
+        assert 'rolled back the unfinished change' in said and 'back to %s' % engine.data_root in said, said
+        info = engine.info()
+        assert (info['Driver'], info['DockerRootDir']) == ('btrfs', engine.data_root)
+        assert engine.image_ids() == images
+        assert not os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json'))
 
 
 def test_btrfs_mount_option_rejected(ansible, inventory, engines, fs, workdir):
     """btrfs is made, then its mount fails on an option btrfs rejects: the old data root moves back."""
     engine = engines(os.path.join(fs['ext4'], 'rb-btrfs-opt', 'docker'))
     load(engine)
-    mount_point = os.path.join(engine.dir, 'btrfs')
+    mount_point = os.path.join(engine.dir, 'btrfs')  # btrfs_disk() unmounts it
     before = state(engine)
-    with raw_loop_device(workdir) as device:
-        try:
-            run = switch_to_btrfs(ansible, inventory, engine, device, mount_point,
-                                  docker_storage_btrfs_mount_options=['hp_no_such_option'])
-            msg = failed_message(run)
-            assert 'Put btrfs under the data root - apply failed (backend btrfs)' in msg, msg
-            assert 'back to %s' % engine.data_root in msg and 'driver overlay2' in msg, msg
-            assert_unchanged(before, state(engine))
-        finally:
-            engine.stop()
-            unmount_all(engine.data_root)
-            unmount_all(mount_point)
+    with btrfs_disk(engine, workdir) as device:
+        run = switch_to_btrfs(ansible, inventory, engine, device, mount_point,
+                              docker_storage_btrfs_mount_options=['hp_no_such_option'])
+        msg = failed_message(run)
+        assert 'Put btrfs under the data root - apply failed (backend btrfs)' in msg, msg
+        assert 'back to %s' % engine.data_root in msg and 'driver overlay2' in msg, msg
+        assert_unchanged(before, state(engine))
 
 
 def test_btrfs_fstab_immutable(ansible, inventory, engines, fs, workdir):
     """fstab cannot be written (chattr +i): the btrfs mounts go, the old data root moves back."""
     engine = engines(os.path.join(fs['ext4'], 'rb-btrfs-fstab', 'docker'))
     load(engine)
-    mount_point = os.path.join(engine.dir, 'btrfs')
+    mount_point = os.path.join(engine.dir, 'btrfs')  # btrfs_disk() unmounts it
     before = state(engine)
-    with raw_loop_device(workdir) as device:
+    with btrfs_disk(engine, workdir) as device:
         subprocess.run(['chattr', '+i', engine.fstab], check=True)
         try:
             run = switch_to_btrfs(ansible, inventory, engine, device, mount_point)
         finally:
             subprocess.run(['chattr', '-i', engine.fstab], check=True)
-        try:
-            msg = failed_message(run)
-            assert 'Put btrfs under the data root - apply failed (backend btrfs)' in msg, msg
-            assert 'back to %s' % engine.data_root in msg and 'driver overlay2' in msg, msg
-            assert_unchanged(before, state(engine))
-        finally:
-            engine.stop()
-            unmount_all(engine.data_root)
-            unmount_all(mount_point)
+        msg = failed_message(run)
+        assert 'Put btrfs under the data root - apply failed (backend btrfs)' in msg, msg
+        assert 'back to %s' % engine.data_root in msg and 'driver overlay2' in msg, msg
+        assert_unchanged(before, state(engine))
 
 
 def test_save_fails_on_a_full_filesystem(ansible, inventory, engines, fs, workdir):
@@ -316,21 +309,16 @@ def test_load_fails_on_a_damaged_archive(ansible, inventory, engines, fs, workdi
     the load into btrfs fails, and the change is rolled back to overlay2 with its images."""
     engine = engines(os.path.join(fs['ext4'], 'rb-load', 'docker'))
     load(engine)
-    mount_point = os.path.join(engine.dir, 'btrfs')
+    mount_point = os.path.join(engine.dir, 'btrfs')  # btrfs_disk() unmounts it
     archive = os.path.join(engine.archive_dir, 'docker-storage-images.tar')
     start = ['sh', '-c', '[ ! -f "$0" ] || truncate -s 4096 "$0"; exec "$@"', archive] + engine.start_cmd
     before = state(engine)
-    with raw_loop_device(workdir) as device:
-        try:
-            run = switch_to_btrfs(ansible, inventory, engine, device, mount_point, docker_storage_start_command=start)
-            msg = failed_message(run)
-            assert 'Load the saved images into the new storage failed (backend btrfs)' in msg, msg
-            assert 'back to %s' % engine.data_root in msg and 'driver overlay2' in msg, msg
-            assert_unchanged(before, state(engine))
-        finally:
-            engine.stop()
-            unmount_all(engine.data_root)
-            unmount_all(mount_point)
+    with btrfs_disk(engine, workdir) as device:
+        run = switch_to_btrfs(ansible, inventory, engine, device, mount_point, docker_storage_start_command=start)
+        msg = failed_message(run)
+        assert 'Load the saved images into the new storage failed (backend btrfs)' in msg, msg
+        assert 'back to %s' % engine.data_root in msg and 'driver overlay2' in msg, msg
+        assert_unchanged(before, state(engine))
 
 
 def test_archive_cannot_be_removed(ansible, inventory, engines, fs, workdir):
@@ -339,9 +327,9 @@ def test_archive_cannot_be_removed(ansible, inventory, engines, fs, workdir):
     engine = engines(os.path.join(fs['ext4'], 'rb-archive', 'docker'))
     load(engine)
     images = engine.image_ids()
-    mount_point = os.path.join(engine.dir, 'btrfs')
+    mount_point = os.path.join(engine.dir, 'btrfs')  # btrfs_disk() unmounts it
     start = ['sh', '-c', '[ ! -d "$0" ] || chattr +i "$0"; exec "$@"', engine.archive_dir] + engine.start_cmd
-    with raw_loop_device(workdir) as device:
+    with btrfs_disk(engine, workdir) as device:
         try:
             run = switch_to_btrfs(ansible, inventory, engine, device, mount_point, docker_storage_start_command=start,
                                   docker_storage_keep_image_archive=False)
@@ -353,6 +341,3 @@ def test_archive_cannot_be_removed(ansible, inventory, engines, fs, workdir):
             assert not os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json'))
         finally:
             subprocess.run(['chattr', '-i', engine.archive_dir], check=False)
-            engine.stop()
-            unmount_all(engine.data_root)
-            unmount_all(mount_point)

@@ -11,8 +11,11 @@ import copy
 import importlib.util
 import json
 import os
+from html.parser import HTMLParser
 
 import pytest
+
+from ansible_collections.hostprep.container_host.plugins.module_utils import _cow_benchmark as cow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -219,3 +222,96 @@ def test_charts_draw_every_figure_the_shape_check_lets_through(values):
         assert report.bar_chart(metric, rows, {}).endswith('</svg>')
         runs = [run_of(benchmark={'scenarios': {'oneshot': {'seconds': r['stat'], 'fs_growth': r['stat']}}}) for r in rows]
         assert report.trend_chart('h', runs, metric).endswith('</svg>')
+
+
+def cow_fixture(name: str) -> str:
+    with open(os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'cow', name), encoding='utf-8') as handle:
+        return handle.read()
+
+
+# ---- fleet report ----------------------------------------------------------------
+
+def host_result(host, recorded, stamp, pmtu=None):
+    return {'host': host, 'timestamp': stamp, 'benchmark': recorded, 'pmtu': pmtu or []}
+
+
+def test_fleet_report_limits_and_charts(tmp_path):
+    recorded = json.loads(cow_fixture('module_result_btrfs_20.10.24.json'))
+    median = recorded['scenarios']['oneshot']['seconds']['median']
+    out = report.record(str(tmp_path), {'result': host_result('a', recorded, '20250101T000000Z'),
+                                        'limits': {'max_start_seconds': median / 2, 'max_disk_per_container': '1M',
+                                                   'max_commit_seconds': None, 'max_disk_per_commit': 'None'}},
+                        keep=0)
+    assert len(out['violations']) == 1
+    violation = out['violations'][0]
+    assert violation['metric'] == 'start_seconds' and violation['value'] == median
+    assert 'host a' in violation['msg'] and 'max_start_seconds' in violation['msg']
+    assert '%.3f s' % median in violation['msg']
+    vfs_like = json.loads(json.dumps(recorded))
+    vfs_like['engine']['driver'] = 'vfs'
+    vfs_like['filesystem']['fstype'] = 'ext4'
+    pmtu = [{'target': '198.18.2.10', 'reachable': True, 'path_mtu': 1500, 'expected_mtu': 9000,
+             'expected_mtu_ok': False, 'limiting_hop': '198.18.1.1'}]
+    out = report.record(str(tmp_path), {'result': host_result('b', vfs_like, '20250101T000000Z', pmtu),
+                                        'limits': {'max_disk_per_container': '64K'}}, keep=0)
+    msgs = [v['msg'] for v in out['violations']]
+    assert any('path MTU to 198.18.2.10 is 1500, below the limit expected_mtu=9000 (limited at 198.18.1.1)' in m
+               for m in msgs)
+    assert any('max_disk_per_container=64.0 KiB' in m for m in msgs)
+    # a second run of host a, kept with keep=2 together with the first
+    report.record(str(tmp_path), {'result': host_result('a', recorded, '20250102T000000Z'), 'limits': {}}, keep=2)
+    report.record(str(tmp_path), {'result': host_result('a', recorded, '20250102T000000Z'), 'limits': {}}, keep=2)
+    assert sorted(os.listdir(tmp_path / 'runs' / 'a')) == ['20250102T000000Z-1.json', '20250102T000000Z.json']
+    paths = report.render(str(tmp_path), 'Test fleet')
+
+    class Svgs(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.svgs = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == 'svg':
+                self.svgs.append(dict(attrs))
+
+    parser = Svgs()
+    with open(paths['html'], encoding='utf-8') as handle:
+        parser.feed(handle.read())
+    charts = [s['data-metric'] for s in parser.svgs if s.get('class') == 'chart']
+    assert sorted(charts) == sorted(paths['metrics'])
+    assert 'start_seconds' in charts and 'data_per_container' in charts and 'memory_per_container' in charts
+    assert {s['data-host'] for s in parser.svgs if s.get('class') == 'trend'} == {'a'}
+    with open(paths['markdown'], encoding='utf-8') as handle:
+        markdown = handle.read()
+    assert '| b | vfs on ext4 |' in markdown and '| a | btrfs on btrfs |' in markdown
+    assert 'MISMATCH' in markdown and '## Trend per host' in markdown
+
+
+def test_fleet_report_refuses_a_bad_size_limit(tmp_path):
+    recorded = json.loads(cow_fixture('module_result_btrfs_20.10.24.json'))
+    with pytest.raises(ValueError, match='not a size'):
+        report.record(str(tmp_path), {'result': host_result('a', recorded, 'x'),
+                                      'limits': {'max_disk_per_container': 'lots'}}, keep=0)
+
+
+def test_report_names_where_the_layers_live():
+    """The fleet report's backend label, from DriverStatus recorded in the
+    bookworm VM (loop-lvm and direct-lvm) and the pair the modern_engine
+    scenario asserts for containerd's devmapper snapshotter on Engine 26."""
+    storage = os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'storage_info')
+
+    def result(info_file, fstype='ext4', pairs=None):
+        if info_file:
+            with open(os.path.join(storage, info_file), encoding='utf-8') as handle:
+                info = json.load(handle)['info']
+            driver, pairs = info['Driver'], info['DriverStatus']
+        else:
+            driver = 'devmapper'
+        engine = {'driver': driver, 'driver_status': cow.parse_driver_status(pairs)['raw']}
+        return {'benchmark': {'engine': engine, 'filesystem': {'fstype': fstype}}}
+
+    assert report.backend(result('devicemapper_loop.json')) == 'devicemapper loop-lvm (files on ext4)'
+    assert report.backend(result('devicemapper_direct.json')) == 'devicemapper thin pool docker-thinpool'
+    assert report.backend(result(None, 'xfs', [['driver-type', 'io.containerd.snapshotter.v1']])) == \
+        'containerd devmapper snapshotter'
+    assert report.backend({'benchmark': {'engine': {'driver': 'overlay2', 'driver_status': {}},
+                                         'filesystem': {'fstype': 'xfs'}}}) == 'overlay2 on xfs'
