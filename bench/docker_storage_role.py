@@ -37,7 +37,8 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab'))
 # The test module's Engine and playbook runner are the ones the integration tests use.
 from conftest import Ansible  # noqa: E402  pylint: disable=wrong-import-position
 from dockerd import import_busybox, loop_filesystem, unmount_all  # noqa: E402  pylint: disable=wrong-import-position
-from test_docker_storage_role import PLAYBOOK, Engine, raw_loop_device  # noqa: E402  pylint: disable=wrong-import-position
+from dockerd import raw_loop_device  # noqa: E402  pylint: disable=wrong-import-position
+from storage_role import PLAYBOOK, Engine  # noqa: E402  pylint: disable=wrong-import-position
 
 CASES = [
     ('overlay2 on xfs', 'xfs', 'overlay2'),

@@ -66,6 +66,7 @@ class Host:
             'docker_storage_daemon_config': self.daemon_json,
             'docker_storage_flags_sources': [],
             'docker_storage_fstab': self.fstab,
+            'docker_storage_journal_dir': os.path.join(self.dir, 'journal'),
             'docker_storage_start_timeout': 60,
             'validate_docker_host': 'unix://' + self.socket,
         }

@@ -100,14 +100,18 @@ def snapshot_file(directory: str, index: int, path: str) -> dict[str, t.Any]:
     return entry
 
 
+def unfinished_error(directory: str, record: dict[str, t.Any]) -> HostprepError:
+    return HostprepError('an unfinished storage change (backend %s, begun %s) is recorded in %s; roll it back first '
+                         '(phase=restored) or finish it' % (record.get('backend'), record.get('begun'),
+                                                            journal_file(directory)))
+
+
 def begin(directory: str, files: list[str], data_root: str, roots: list[str], mounts: list[dict[str, str]],
           backend: str, archive: str | None, now: float) -> dict[str, t.Any]:
     """Start the record of a change; refuses when an unfinished one is there."""
     existing = load(directory)
     if existing is not None:
-        raise HostprepError('an unfinished storage change (backend %s, begun %s) is recorded in %s; roll it back '
-                            'first (phase=restored) or finish it' % (existing.get('backend'), existing.get('begun'),
-                                                                     journal_file(directory)))
+        raise unfinished_error(directory, existing)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     record = {
         'format': FORMAT, 'backend': backend, 'data_root': data_root, 'roots': roots, 'archive': archive,
@@ -272,7 +276,7 @@ def manage(module: t.Any, changes: t.Any) -> dict[str, t.Any]:
         if not p['data_root']:
             raise HostprepError('phase=begun needs data_root: the data root the change is about')
         if record is not None:
-            begin(directory, [], p['data_root'], [], '', None, 0.0)  # raises: an unfinished change is recorded
+            raise unfinished_error(directory, record)
         result['changed'] = True
         if not module.check_mode:
             roots = [p['data_root']] + list(p['mount_roots'])

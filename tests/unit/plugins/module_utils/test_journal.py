@@ -103,3 +103,17 @@ def test_a_foreign_file_is_never_taken_for_a_journal(tmp_path):
     with pytest.raises(HostprepError):
         _journal.finish(str(tmp_path))
     assert (tmp_path / 'journal.json').exists()
+
+
+def test_a_second_change_is_refused_while_one_is_recorded(tmp_path):
+    """The module's own path: phase=begun with a record already there names the unfinished change."""
+    journal = tmp_path / 'journal'
+    _journal.begin(str(journal), [], ROOT, [ROOT], [], 'btrfs', None, 0.0)
+
+    class Module(FakeModule):
+        check_mode = False
+        params = {'path': str(journal), 'phase': 'begun', 'data_root': ROOT, 'mount_roots': [], 'files': [],
+                  'backend': 'vfs', 'archive': None, 'step': '', 'moved_aside': None, 'fstab': '/etc/fstab'}
+
+    with pytest.raises(HostprepError, match=r'an unfinished storage change \(backend btrfs, begun 1970-01-01T00:00:00Z\)'):
+        _journal.manage(Module(), None)
