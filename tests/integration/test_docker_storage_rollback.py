@@ -131,7 +131,7 @@ def test_write_of_daemon_json_fails(ansible, inventory, engines, fs, workdir):
         subprocess.run(['chattr', '-i', engine.dir], check=True)
     msg = failed_message(run)
     assert 'Write the daemon configuration failed (backend vfs)' in msg, msg
-    assert 'Nothing had been changed yet' in msg, msg
+    assert 'No file, mount or data root had been changed yet' in msg, msg
     assert engine.pid() != old_pid, 'the engine was stopped for the change and started again'
     assert_unchanged(before, state(engine))
     # and a second run, with the fault gone, behaves as if the failed run never happened
@@ -245,7 +245,7 @@ def test_save_fails_on_a_full_filesystem(ansible, inventory, engines, fs, workdi
                                                                 docker_storage_image_archive_dir=archive_dir))
         msg = failed_message(run)
         assert 'Save the images of the old storage failed (backend vfs)' in msg, msg
-        assert 'Nothing had been changed yet' in msg and 'was not stopped' in msg, msg
+        assert 'No file, mount or data root had been changed yet' in msg and 'was not stopped' in msg, msg
         assert engine.pid() == pid
         assert_unchanged(before, state(engine))
         assert not os.path.exists(os.path.join(archive_dir, 'docker-storage-images.tar'))
@@ -261,7 +261,7 @@ def test_stop_fails(ansible, inventory, engines, fs):
                                                             docker_storage_stop_command=['false']))
     msg = failed_message(run)
     assert 'Stop the engine (command) failed (backend vfs)' in msg, msg
-    assert 'Nothing had been changed yet' in msg and 'driver overlay2' in msg, msg
+    assert 'No file, mount or data root had been changed yet' in msg and 'driver overlay2' in msg, msg
     assert_unchanged(before, state(engine))
 
 
