@@ -341,3 +341,25 @@ def test_archive_cannot_be_removed(ansible, inventory, engines, fs, workdir):
             assert not os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json'))
         finally:
             subprocess.run(['chattr', '-i', engine.archive_dir], check=False)
+
+
+def test_dockerd_killed_while_it_starts(ansible, inventory, engines, fs, workdir):
+    """dockerd is SIGKILLed as soon as it writes its pidfile on the new configuration (once: the service's
+    start wrapper does it the first time only): the change is rolled back and the engine runs on overlay2."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-killed', 'docker'))
+    load(engine)
+    once = os.path.join(workdir, 'killed-' + engine.name)
+    pidfile = os.path.join(engine.state, 'dockerd.pid')
+    wrapper = ('pidfile=$1; shift; if [ -e "$0" ]; then exec "$@"; fi; touch "$0"; rm -f "$pidfile"; "$@" & start=$!; i=0; '
+               'while [ ! -s "$pidfile" ] && [ $i -lt 300 ]; do sleep 0.02; i=$((i+1)); done; '
+               '[ -s "$pidfile" ] && kill -KILL "$(cat "$pidfile")"; wait $start')
+    start = ['sh', '-c', wrapper, once, pidfile] + engine.start_cmd
+    before = state(engine)
+    run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
+                                                            docker_storage_image_archive_dir=engine.archive_dir,
+                                                            docker_storage_start_command=start))
+    msg = failed_message(run)
+    assert os.path.exists(once), 'the wrapper never ran'
+    assert 'failed (backend vfs)' in msg and 'Restored: put back %s as it was' % engine.daemon_json in msg, msg
+    assert 'runs again on its old configuration (driver overlay2' in msg, msg
+    assert_unchanged(before, state(engine))
