@@ -87,12 +87,6 @@ options:
       - The fstab file to persist the mounts in. Other lines stay byte for byte as they were.
     type: path
     default: /etc/fstab
-  docker_host:
-    description:
-      - The engine's API address; when an engine answers there, mount changes are refused.
-      - A C(unix://) socket is asked directly; other addresses need the Docker SDK for Python.
-    type: str
-    default: unix:///var/run/docker.sock
   daemon_config:
     description:
       - The Docker daemon configuration file read to detect the data root when O(data_root) is not given.
@@ -110,19 +104,18 @@ options:
       - A filesystem already mounted with other options is not remounted; the task warns instead.
     type: list
     elements: str
+extends_documentation_fragment:
+  - hostprep.container_host.attributes
+  - hostprep.container_host.attributes.actiongroup_docker_storage
+  - hostprep.container_host.docker_host
 attributes:
   check_mode:
-    support: full
     description: Reports what would be formatted, mounted, copied and written, and changes nothing.
   diff_mode:
-    support: full
     description: Shows fstab and the mounts at the mount point and the data root before and after.
   idempotent:
-    support: full
     description: A second run with the same options changes nothing, also while the engine runs.
   platform:
-    support: full
-    platforms: posix
     description: Linux with btrfs support, btrfs-progs and util-linux (C(blkid), C(wipefs), C(findmnt), C(mount)).
 requirements:
   - btrfs-progs (C(mkfs.btrfs)) and util-linux on the managed host.

@@ -77,11 +77,6 @@ options:
         into it and every other key stays.
     type: path
     default: /etc/docker/daemon.json
-  docker_host:
-    description:
-      - Where to ask the engine for its version when no C(dockerd) binary is found on the host.
-    type: str
-    default: unix:///var/run/docker.sock
   check_storage:
     description:
       - Check that the thin pool (devmapper) or the btrfs root (btrfs) is there before anything is written.
@@ -92,21 +87,19 @@ options:
   dockerd_path:
     description:
       - The dockerd binary whose version decides whether the containerd image store exists. By default dockerd is
-        looked up on E(PATH) and in C(/usr/bin), C(/usr/sbin), C(/usr/local/bin).
+        looked up on E(PATH) and in C(/usr/bin), C(/usr/sbin), C(/usr/local/bin). When no dockerd binary is found,
+        the engine at O(docker_host) is asked for its version.
     type: path
+extends_documentation_fragment:
+  - hostprep.container_host.attributes
+  - hostprep.container_host.attributes.actiongroup_docker_storage
+  - hostprep.container_host.docker_host
 attributes:
   check_mode:
-    support: full
     description: Reports what would change in the three files and writes nothing.
   diff_mode:
-    support: full
     description: Shows the imports list, the drop-in's data and the daemon configuration before and after.
-  idempotent:
-    support: full
-    description: A second run with the same options changes nothing.
   platform:
-    support: full
-    platforms: posix
     description: Linux hosts with the Docker engine and containerd.
 requirements:
   - Python 3.11 (tomllib) or the tomli package on the managed host.

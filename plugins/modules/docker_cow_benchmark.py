@@ -45,12 +45,6 @@ description:
 author:
   - hostprep.container_host maintainers (@hostprep)
 options:
-  docker_host:
-    description:
-      - The engine's API address, V(unix:///path) or V(tcp://host:port).
-      - Memory of the engine's processes is read only for a unix socket on this host.
-    type: str
-    default: unix:///var/run/docker.sock
   image:
     description:
       - A local image to start the containers from; it needs C(dd) and C(sleep) on its E(PATH).
@@ -113,9 +107,12 @@ options:
     description: Seconds to wait for one API call of the engine, from V(1) to V(3600).
     type: int
     default: 120
+extends_documentation_fragment:
+  - hostprep.container_host.attributes
+  - hostprep.container_host.attributes.actiongroup_docker_storage_and_validate
+  - hostprep.container_host.docker_host
 attributes:
   check_mode:
-    support: full
     description:
       - Runs nothing; checks the engine, the input and the free space, counts leftovers of earlier runs and says
         what it would do.
@@ -126,18 +123,12 @@ attributes:
     support: none
     description: Every run measures anew; it reports a change only when it removed leftovers or left its objects.
   platform:
-    support: full
-    platforms: posix
     description: Linux hosts with a Docker engine.
-  action_group:
-    support: full
-    membership:
-      - hostprep.container_host.docker_storage
-    description: Use C(group/hostprep.container_host.docker_storage) in C(module_defaults) to set defaults.
 requirements:
   - docker (the Docker SDK for Python) 6.1 or later
   - C(btrfs) (btrfs-progs) for btrfs allocation figures
 notes:
+  - Memory of the engine's processes is read only when O(docker_host) is a unix socket on this host.
   - Times include what the engine does for each operation, not the start of a docker CLI process, which the classic
     shell loop also measured.
   - Run it on an otherwise idle engine; other containers starting at the same time change the disk and memory figures.

@@ -25,6 +25,8 @@ description:
 author:
   - hostprep.container_host maintainers (@hostprep)
 extends_documentation_fragment:
+  - hostprep.container_host.attributes
+  - hostprep.container_host.attributes.actiongroup_docker_storage
   - hostprep.container_host.dockerd_flags
 options:
   path:
@@ -94,17 +96,10 @@ options:
     type: path
 attributes:
   check_mode:
-    support: full
     description: Reports what would change and changes nothing (validation still runs).
   diff_mode:
-    support: full
     description: Shows the configuration before and after as data.
-  idempotent:
-    support: full
-    description: A second run with the same options changes nothing.
   platform:
-    support: full
-    platforms: posix
     description: Linux hosts with the Docker engine (C(dockerd)) installed, unless O(validate=false).
 requirements:
   - C(findmnt) (util-linux) for the filesystem checks.

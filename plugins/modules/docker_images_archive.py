@@ -56,29 +56,23 @@ options:
       - Also save images that have no tag (they are saved by ID and come back untagged).
     type: bool
     default: true
-  docker_host:
-    description:
-      - Address of the engine's API.
-    type: str
-    default: unix:///var/run/docker.sock
   timeout:
     description:
       - Seconds one API call may take; saving and loading big images takes long. At least V(1).
     type: int
     default: 600
+extends_documentation_fragment:
+  - hostprep.container_host.attributes
+  - hostprep.container_host.attributes.actiongroup_docker_storage
+  - hostprep.container_host.docker_host
 attributes:
   check_mode:
-    support: full
     description: Reports whether the archive would be written or loaded; writes and loads nothing.
   diff_mode:
-    support: full
     description: Shows the image IDs in the archive (saved) or the engine (loaded) before and after.
   idempotent:
-    support: full
     description: A second run with the same engine state changes nothing.
   platform:
-    support: full
-    platforms: posix
     description: Hosts with a Docker engine reachable at O(docker_host).
 requirements:
   - Docker SDK for Python (C(docker)) 6.1 or later.

@@ -27,13 +27,11 @@ description:
 author:
   - hostprep.container_host maintainers (@hostprep)
 extends_documentation_fragment:
+  - hostprep.container_host.attributes.info_module
+  - hostprep.container_host.attributes.actiongroup_docker_storage
+  - hostprep.container_host.docker_host
   - hostprep.container_host.dockerd_flags
 options:
-  docker_host:
-    description:
-      - The engine's API endpoint, as the Docker SDK takes it (C(unix://PATH) or C(tcp://HOST:PORT)).
-    type: str
-    default: unix:///var/run/docker.sock
   data_root:
     description:
       - The engine's data root.
@@ -60,18 +58,7 @@ options:
     type: int
     default: 60
 attributes:
-  check_mode:
-    support: full
-    description: The module never changes anything; check mode gathers the same facts.
-  diff_mode:
-    support: N/A
-    description: The module never changes anything.
-  idempotent:
-    support: full
-    description: Read-only.
   platform:
-    support: full
-    platforms: posix
     description: Linux hosts with the Docker engine (C(dockerd)) installed, running or not.
 requirements:
   - The Docker SDK for Python (C(docker)) 7.0 or later, when O(api=true).

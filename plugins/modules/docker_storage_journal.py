@@ -80,20 +80,17 @@ options:
       - The fstab from which V(restored) mounts again what was mounted before.
     type: path
     default: /etc/fstab
+extends_documentation_fragment:
+  - hostprep.container_host.attributes
+  - hostprep.container_host.attributes.actiongroup_docker_storage
 attributes:
   check_mode:
-    support: full
     description: V(restored) says what it would put back; nothing is written.
   diff_mode:
     support: none
     description: The record is not shown as a diff; RV(restored) lists what was put back.
   idempotent:
-    support: full
     description: V(restored) and V(finished) do nothing when no change is recorded.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts.
 seealso:
   - module: hostprep.container_host.docker_daemon_config
   - module: hostprep.container_host.btrfs_data_root

@@ -42,6 +42,9 @@ description:
     volumes the directories under C(volumes/); bytes are the space allocated on disk, hard links counted once.
   - Starting dockerd again is left to the play (see the examples and the C(reset_loopback.yml) playbook).
 extends_documentation_fragment:
+  - hostprep.container_host.attributes
+  - hostprep.container_host.attributes.actiongroup_docker_storage
+  - hostprep.container_host.docker_host
   - hostprep.container_host.dockerd_flags
 author:
   - hostprep.container_host maintainers (@hostprep)
@@ -90,12 +93,6 @@ options:
       - Apparent size of the sparse metadata file (like dockerd's C(dm.loopmetadatasize)).
     type: str
     default: 2G
-  docker_host:
-    description:
-      - Where the engine would answer. The task refuses while any engine answers there.
-      - Uses the Docker SDK for Python when it is installed; C(unix://) sockets are also checked without it.
-    type: str
-    default: unix:///var/run/docker.sock
   pidfile:
     description:
       - dockerd's pid file. The task refuses while it names a running dockerd.
@@ -108,17 +105,12 @@ options:
     default: 5
 attributes:
   check_mode:
-    support: full
     description: Reports what would be removed (counts, paths and bytes) and changes nothing.
   diff_mode:
-    support: full
     description: Shows the data root's top-level entries and the loopback files before and after.
   idempotent:
-    support: full
     description: A second run finds only the kept volumes and the sparse files of the right size, and changes nothing.
   platform:
-    support: full
-    platforms: posix
     description: Linux hosts with a Docker data root.
 notes:
   - Stop dockerd first, for example with C(systemctl stop docker.socket docker), and start it after the reset.

@@ -33,23 +33,19 @@ author:
 requirements:
   - pyroute2 on the managed host
   - C(nmcli) for O(persist=networkmanager)
+extends_documentation_fragment:
+  - hostprep.container_host.attributes
+  - hostprep.container_host.attributes.actiongroup_storage_network
 attributes:
   check_mode:
-    support: full
     description:
       - Validates everything, probes the verify targets with a small echo, plans the persistence, and
         changes nothing.
   diff_mode:
-    support: full
     description:
       - Shows the MTU of each link before and after, and each persisted file (or NetworkManager property)
         before and after.
-  idempotent:
-    support: full
-    description: A second run with the same options changes nothing and reports no change.
   platform:
-    support: full
-    platforms: posix
     description: Linux only (netlink, network namespaces).
 options:
   links:

@@ -150,19 +150,17 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - hostprep.container_host.attributes
+  - hostprep.container_host.attributes.actiongroup_docker_storage
 attributes:
   check_mode:
-    support: full
     description: Predicts the commands and the resulting layout from its own plan and changes nothing.
   diff_mode:
-    support: full
     description: Shows the VG, pool, thin volume and profile before and after.
   idempotent:
-    support: full
     description: A second run with the same options issues no changing command.
   platform:
-    support: full
-    platforms: posix
     description: Linux with device-mapper (C(dm-thin-pool)), lvm2 and util-linux; xfsprogs for O(thin_volume).
 requirements:
   - lvm2 (C(pvs), C(vgs), C(lvs) with C(--reportformat json), LVM 2.02.158 or later)

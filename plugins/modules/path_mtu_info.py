@@ -31,25 +31,14 @@ description:
   - Read-only; it changes nothing, so it runs in check mode too.
 author:
   - hostprep.container_host maintainers (@hostprep)
+extends_documentation_fragment:
+  - hostprep.container_host.attributes.info_module
+  - hostprep.container_host.attributes.actiongroup_storage_network_and_validate
 attributes:
   check_mode:
-    support: full
     description: The module only sends probes and changes nothing; it runs in check mode as well.
-  diff_mode:
-    support: N/A
-    description: The module changes nothing, so there is no difference to show.
-  idempotent:
-    support: full
-    description: The module never changes anything and always reports no change.
   platform:
-    support: full
-    platforms: posix
     description: Linux only (raw sockets with C(IP_RECVERR), network namespaces).
-  action_group:
-    support: full
-    membership:
-      - hostprep.container_host.storage_network
-    description: Use C(group/hostprep.container_host.storage_network) in C(module_defaults) to set defaults.
 options:
   targets:
     description:

@@ -28,19 +28,15 @@ description:
   - Run time and file are compared and reported separately (RV(runtime_changed), RV(persist_changed)).
 author:
   - hostprep.container_host maintainers (@hostprep)
+extends_documentation_fragment:
+  - hostprep.container_host.attributes
+  - hostprep.container_host.attributes.actiongroup_storage_network
 attributes:
   check_mode:
-    support: full
     description: Reports what would change in the kernel and in the file, and changes nothing.
   diff_mode:
-    support: full
     description: Shows the run-time values and the file content before and after.
-  idempotent:
-    support: full
-    description: A second run with the same options changes nothing and reports no change.
   platform:
-    support: full
-    platforms: posix
     description: Linux only (C(/proc/sys), network namespaces).
 options:
   tcp_mtu_probing:

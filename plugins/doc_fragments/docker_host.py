@@ -1,0 +1,24 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) hostprep.container_host contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    """The address of the Docker engine's API (private to this collection)."""
+
+    DOCUMENTATION = r'''
+options:
+  docker_host:
+    description:
+      - The Docker engine's API address, as the Docker SDK for Python takes it, for example V(unix:///run/docker.sock)
+        for a socket on this host or V(tcp://HOST:PORT).
+      - The module's description says what it asks the engine there. Where the module only checks whether an engine
+        answers, a C(unix://) socket is asked directly; everything else goes through the Docker SDK for Python (see
+        the requirements).
+    type: str
+    default: unix:///var/run/docker.sock
+'''

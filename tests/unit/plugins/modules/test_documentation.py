@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The modules' documentation as ansible-doc renders it, doc fragments merged in.
+
+Every module declares the action_group attribute with exactly the groups meta/runtime.yml puts it in (issue 11),
+and the attributes every module has come from plugins/doc_fragments/attributes.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..')
+COLLECTION = 'hostprep.container_host'
+MODULES = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, 'plugins', 'modules')) if name.endswith('.py'))
+DOCKER_HOST_MODULES = ['btrfs_data_root', 'containerd_snapshotter', 'docker_cow_benchmark', 'docker_images_archive',
+                       'docker_storage_info', 'docker_storage_reset']
+
+
+@pytest.fixture(scope='module')
+def docs():
+    ansible_doc = os.path.join(os.path.dirname(sys.executable), 'ansible-doc')
+    out = subprocess.run([ansible_doc, '--json'] + ['%s.%s' % (COLLECTION, name) for name in MODULES],
+                         check=True, capture_output=True, text=True).stdout
+    return {name.rsplit('.', 1)[1]: entry['doc'] for name, entry in json.loads(out).items()}
+
+
+def runtime_groups(module):
+    with open(os.path.join(ROOT, 'meta', 'runtime.yml'), encoding='utf-8') as f:
+        groups = yaml.safe_load(f)['action_groups']
+    return sorted('%s.%s' % (COLLECTION, group) for group, members in groups.items() if module in members)
+
+
+@pytest.mark.parametrize('module', MODULES)
+def test_action_group_lists_every_group_of_runtime_yml(docs, module):
+    groups = runtime_groups(module)
+    assert groups, '%s is in no action group of meta/runtime.yml' % module
+    attribute = docs[module]['attributes']['action_group']
+    assert sorted(attribute['membership']) == groups
+    for group in groups:
+        assert 'C(group/%s)' % group in attribute['description']
+
+
+@pytest.mark.parametrize('module', MODULES)
+def test_every_module_declares_the_common_attributes(docs, module):
+    attributes = docs[module]['attributes']
+    assert set(attributes) == {'action_group', 'check_mode', 'diff_mode', 'idempotent', 'platform'}
+    assert attributes['platform']['platforms'] == 'posix'
+    for attribute in attributes.values():
+        assert attribute['support'] in ('full', 'partial', 'none', 'N/A') and attribute['description']
+
+
+@pytest.mark.parametrize('module', DOCKER_HOST_MODULES)
+def test_docker_host_comes_from_the_fragment(docs, module):
+    option = docs[module]['options']['docker_host']
+    assert option['default'] == 'unix:///var/run/docker.sock' and option['type'] == 'str'
+    assert option['description'][0].startswith("The Docker engine's API address")
