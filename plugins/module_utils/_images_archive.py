@@ -35,6 +35,7 @@ import typing as t
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import Changes, HostprepError, missing_directories
 from ansible_collections.hostprep.container_host.plugins.module_utils._engine import nearest_existing
+from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import format_size
 
 NO_TAG = '<none>:<none>'
 # The member this module appends to every archive it writes: an archive
@@ -141,15 +142,6 @@ def location_problem(archive: str, data_root: str, archive_dev: int, data_root_d
         return ('image archive %s is on the same filesystem as the data root %s, which the storage change may '
                 'wipe or reformat; put it on another filesystem' % (archive, data_root))
     return None
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
-        if value < 1024 or unit == 'TiB':
-            return '%.1f %s' % (value, unit) if unit != 'B' else '%d B' % size
-        value /= 1024
-    return '%d B' % size  # pragma: no cover
 
 
 def load_errors(messages: t.Iterable[dict[str, t.Any]]) -> list[str]:
@@ -278,8 +270,8 @@ def check_space(archive: str, needed: int) -> None:
     free = stats.f_bavail * stats.f_frsize
     if needed > free:
         raise HostprepError('image archive %s needs about %s but only %s are free on the filesystem of %s; free '
-                            'space there or choose another directory' % (archive, human_size(needed),
-                                                                         human_size(free), directory),
+                            'space there or choose another directory' % (archive, format_size(needed),
+                                                                         format_size(free), directory),
                             needed=needed, free=free)
 
 

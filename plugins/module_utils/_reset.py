@@ -53,19 +53,6 @@ PROTECTED = frozenset([
 NOTHING = 'nothing was changed'
 
 
-def parse_size(value: t.Any, name: str) -> int:
-    """Bytes from 100G, 2GiB, 512M, 1048576 (binary units, as dockerd's
-    dm.loopdatasize reads them)."""
-    try:
-        size = _sizes.parse_size(value)
-    except ValueError as exc:
-        raise HostprepError('%s %r is not a size; write it like 100G, 2G, 512M or a number of bytes'
-                            % (name, value)) from exc
-    if size <= 0:
-        raise HostprepError('%s %r must be larger than 0' % (name, value))
-    return size
-
-
 # ---- which data root the engine is configured with -----------------------------
 
 def configured_data_root(daemon_config: str, flags: list[_daemon_config.FlagUse],
@@ -358,8 +345,8 @@ def refuse_running(params: dict[str, t.Any], data_root: str, real: str, removed:
 def reset(module: t.Any) -> dict[str, t.Any]:
     params = module.params
     data_root = params['data_root']
-    data_size = parse_size(params['data_size'], 'data_size')
-    metadata_size = parse_size(params['metadata_size'], 'metadata_size')
+    data_size = _sizes.size_option('data_size', params['data_size'])
+    metadata_size = _sizes.size_option('metadata_size', params['metadata_size'])
     real, entries, filesystem_root, configured, mounts = prove_data_root(module, data_root)
 
     wanted = wanted_loopback(data_size, metadata_size)

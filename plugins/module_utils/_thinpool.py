@@ -48,6 +48,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._lvm impor
     lvm_report,
     name_problem,
 )
+from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import format_size, size_option
 
 KIB = 1024
 MIB = 1024 ** 2
@@ -60,32 +61,11 @@ THIN_META_MIN = 2 * MIB          # lvconvert refuses a smaller metadata LV
 CHUNK_MIN = 64 * KIB             # thin-pool chunk: 64 KiB .. 1 GiB, multiple of 64 KiB
 CHUNK_MAX = 1 * GIB
 
-_UNITS = {'': 1, 'b': 1, 'k': KIB, 'm': MIB, 'g': GIB, 't': 1024 ** 4, 'p': 1024 ** 5, 'e': 1024 ** 6}
-_SIZE_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([bkmgtpe]?)(?:i?b)?\s*$', re.IGNORECASE)
-
-
-def parse_size(value: t.Any, default_unit: str = 'm') -> int:
-    """LVM-style size to bytes: ``512K``, ``10G``, ``1.5TiB``, ``4096b``.
-    Units are binary. A bare number is in default_unit, as LVM reads it
-    (MiB for -L, KiB for -c)."""
-    text = str(value)
-    match = _SIZE_RE.match(text)
-    if not match:
-        raise ValueError('%r is not a size; write it like 512K, 100M, 10G or 1T' % text)
-    number, unit = match.group(1), match.group(2).lower()
-    if not unit and not re.search(r'[a-zA-Z]', text):
-        unit = default_unit
-    return int(float(number) * _UNITS[unit])
 
 
 def human(size: int | None) -> str:
-    if size is None:
-        return 'unknown'
-    for unit, factor in (('TiB', 1024 ** 4), ('GiB', GIB), ('MiB', MIB), ('KiB', KIB)):
-        if size >= factor:
-            value = size / factor
-            return ('%d %s' % (value, unit)) if value == int(value) else ('%.2f %s' % (value, unit))
-    return '%d B' % size
+    """Bytes as the messages of this module say them: "4 MiB", "1.50 GiB", "unknown"."""
+    return format_size(size, decimals=None, unknown='unknown')
 
 
 # ---- stage 1: parameters ------------------------------------------------------
@@ -133,14 +113,10 @@ def check_params(p: dict[str, t.Any]) -> dict[str, t.Any]:
             raise HostprepError('data_percent=%s leaves no room for LVM\'s spare metadata LV (as large as the '
                                 'metadata LV, used for repairs): data_percent + 2 x metadata_percent must be '
                                 'at most 100' % norm['data_percent'])
-    for key, unit in (('data_size', 'm'), ('metadata_size', 'm'), ('chunk_size', 'k')):
+    # A number without a unit is in the unit LVM reads it in: MiB for -L, KiB for -c.
+    for key, unit in (('data_size', 'MiB'), ('metadata_size', 'MiB'), ('chunk_size', 'KiB')):
         if p.get(key) is not None:
-            try:
-                norm[key] = parse_size(p[key], unit)
-            except ValueError as exc:
-                raise HostprepError('%s: %s' % (key, exc))
-            if norm[key] <= 0:
-                raise HostprepError('%s must be larger than 0' % key)
+            norm[key] = size_option(key, p[key], default_unit=unit)
     if norm.get('metadata_size') is not None and norm['metadata_size'] < THIN_META_MIN:
         raise HostprepError('metadata_size %s is below the 2 MiB LVM needs for thin-pool metadata'
                             % human(norm['metadata_size']))
@@ -163,10 +139,7 @@ def check_params(p: dict[str, t.Any]) -> dict[str, t.Any]:
         if p.get('state') == 'present':
             if not thin.get('size'):
                 raise HostprepError('thin_volume needs a size, like 20G')
-            try:
-                norm['thin_volume'] = dict(thin, size=parse_size(thin['size'], 'm'))
-            except ValueError as exc:
-                raise HostprepError('thin_volume size: %s' % exc)
+            norm['thin_volume'] = dict(thin, size=size_option('thin_volume size', thin['size'], default_unit='MiB'))
     if not os.path.isabs(p['profile_dir']):
         raise HostprepError('profile_dir must be an absolute path, not %r' % p['profile_dir'])
     return norm

@@ -16,11 +16,6 @@ from ansible_collections.hostprep.container_host.plugins.module_utils import _co
 from ansible_collections.hostprep.container_host.plugins.module_utils import _memory
 from ansible_collections.hostprep.container_host.plugins.module_utils import _processes
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
-from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import (
-    format_size,
-    parse_engine_size,
-    parse_size,
-)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
@@ -31,38 +26,6 @@ def fixture(name: str, mode: str = 'r'):
     encoding = None if 'b' in mode else 'utf-8'
     with open(os.path.join(FIX, name), mode, encoding=encoding) as handle:  # pylint: disable=unspecified-encoding
         return handle.read()
-
-
-# ---- sizes -------------------------------------------------------------------
-
-@pytest.mark.parametrize('text, expected', [
-    ('64K', 65536), ('64k', 65536), ('64KiB', 65536), ('64KB', 65536), ('1.5G', 1610612736), ('4096', 4096),
-    (4096, 4096), ('1M', 1048576), (' 2 m ', 2097152), ('0', 0),
-])
-def test_parse_size(text, expected):
-    assert parse_size(text) == expected
-
-
-@pytest.mark.parametrize('text', ['lots', '', '64X', '-1', '1.2.3G', True, -5])
-def test_parse_size_refuses(text):
-    with pytest.raises(ValueError):
-        parse_size(text)
-
-
-@pytest.mark.parametrize('text, expected', [
-    # go-units HumanSize (decimal, 4 significant digits) as docker info prints devicemapper counters
-    ('11.8 MB', 11800000), ('2.147 GB', 2147000000), ('0 B', 0), ('41.94 kB', 41940), ('1.5 GiB', 1610612736),
-    ('n/a', None),
-])
-def test_parse_engine_size(text, expected):
-    assert parse_engine_size(text) == expected
-
-
-def test_format_size():
-    assert format_size(65536) == '64.0 KiB'
-    assert format_size(-4096) == '-4.0 KiB'
-    assert format_size(512) == '512 B'
-    assert format_size(None) == 'n/a'
 
 
 # ---- plan and statistics -----------------------------------------------------

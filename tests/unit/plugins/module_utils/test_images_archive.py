@@ -85,11 +85,6 @@ def test_load_errors_from_recorded_streams():
         'Error processing tar file(exit status 1): unexpected EOF']
 
 
-@pytest.mark.parametrize('size, text', [(512, '512 B'), (2004992, '1.9 MiB'), (3 * 1024 ** 3, '3.0 GiB')])
-def test_human_size(size, text):
-    assert ia.human_size(size) == text
-
-
 def _archive(tmp_path, members):
     path = tmp_path / 'images.tar'
     with tarfile.open(path, 'w') as tar:

@@ -86,20 +86,6 @@ def listing(root: str) -> list[tuple[str, int, int]]:
     return sorted(found)
 
 
-@pytest.mark.parametrize('value, expected', [
-    ('100G', 100 * G), ('2G', 2 * G), ('2GiB', 2 * G), ('2gb', 2 * G), ('512M', 512 * 1024 ** 2),
-    ('1.5G', int(1.5 * G)), ('4096', 4096), (4096, 4096), ('1T', 1024 * G),
-])
-def test_parse_size(value, expected):
-    assert _reset.parse_size(value, 'data_size') == expected
-
-
-@pytest.mark.parametrize('value', ['', 'lots', '-1G', '0', '10X', 0])
-def test_parse_size_refuses(value):
-    with pytest.raises(HostprepError, match='data_size'):
-        _reset.parse_size(value, 'data_size')
-
-
 def test_recorded_data_root_is_one(tmp_path):
     root = build_data_root(str(tmp_path))
     assert _reset.layout_problem(root, _layout.read_entries(root), filesystem_root=False) is None

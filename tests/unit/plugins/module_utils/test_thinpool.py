@@ -34,21 +34,6 @@ def params(**kw):
 
 # ---- sizes and parameters ---------------------------------------------------
 
-@pytest.mark.parametrize('text, unit, size', [
-    ('512K', 'k', 512 * 1024), ('512k', 'm', 512 * 1024), ('10G', 'm', 10 * 1024 ** 3),
-    ('1.5TiB', 'm', int(1.5 * 1024 ** 4)), ('4096b', 'm', 4096), ('100', 'm', 100 * MIB), ('64', 'k', 64 * 1024),
-    ('2 GB', 'm', 2 * 1024 ** 3),
-])
-def test_parse_size(text, unit, size):
-    assert tp.parse_size(text, unit) == size
-
-
-@pytest.mark.parametrize('text', ['ten', '10X', '-1G', ''])
-def test_parse_size_refuses(text):
-    with pytest.raises(ValueError, match='not a size'):
-        tp.parse_size(text)
-
-
 def test_check_params_defaults():
     norm = tp.check_params(params())
     assert (norm['data_percent'], norm['metadata_percent'], norm['chunk_size']) == (95, 1, 512 * 1024)
