@@ -6,6 +6,7 @@
                                     then ansible-doc every module and role and syntax-check playbooks
     release.py ee --work DIR        ansible-builder create and the build's own introspection list
                                     requirements.txt and bindep.txt (after `install`)
+    release.py changelog            antsibull-changelog lint, a release summary, internal items trivial
 
 Each check copies the checkout's tracked files (git ls-files, as they are in the work tree) into DIR
 and works there: the checkout itself is never built in or written to.
@@ -21,6 +22,8 @@ import shutil
 import subprocess
 import sys
 import tarfile
+
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -236,13 +239,38 @@ def _in_context(context: str, wanted: str) -> bool:
     return any(wanted in os.path.join(d, f) for d, dirs, files in os.walk(context) for f in dirs + files)
 
 
+# Entries about the checkout's own tooling, not what users install: they belong in `trivial`.
+INTERNAL = re.compile(r'(tests?|test lab|VM lab|lab|molecule|make [a-z-]+|bench|hack|CI|changelogs)\b', re.I)
+
+
+def check_changelog(work: str) -> None:
+    """antsibull-changelog lint; a release_summary; internal items only under trivial."""
+    del work
+    run(['antsibull-changelog', 'lint'], cwd=ROOT)
+    run(['antsibull-changelog', 'lint-changelog-yaml', os.path.join('changelogs', 'changelog.yaml')], cwd=ROOT)
+    fragments = os.path.join(ROOT, 'changelogs', 'fragments')
+    summaries, misplaced = [], []
+    for name in sorted(f for f in os.listdir(fragments) if f.endswith(('.yml', '.yaml'))):
+        with open(os.path.join(fragments, name), encoding='utf-8') as handle:
+            sections = yaml.safe_load(handle) or {}
+        summaries += [name] if 'release_summary' in sections else []
+        misplaced += ['%s (%s): %s' % (name, section, entry.split(' - ')[0])
+                      for section, entries in sections.items() if section not in ('trivial', 'release_summary')
+                      for entry in entries if INTERNAL.fullmatch(entry.split(' - ')[0].strip())]
+    if not summaries:
+        raise SystemExit('changelogs/fragments: no fragment has a release_summary')
+    if misplaced:
+        raise SystemExit('changelog entries about the test lab, make targets or CI belong in trivial:\n  %s' % '\n  '.join(misplaced))
+    print('==> antsibull-changelog lint: fragments valid, release summary in %s, internal items trivial' % ', '.join(summaries))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-    parser.add_argument('check', choices=('tarball', 'install', 'ee'))
+    parser.add_argument('check', choices=('tarball', 'install', 'ee', 'changelog'))
     parser.add_argument('--work', required=True, help='a scratch directory (removed and recreated per check)')
     args = parser.parse_args(argv)
     os.makedirs(args.work, exist_ok=True)
-    {'tarball': check_tarball, 'install': check_install, 'ee': check_ee}[args.check](os.path.abspath(args.work))
+    {'tarball': check_tarball, 'install': check_install, 'ee': check_ee, 'changelog': check_changelog}[args.check](os.path.abspath(args.work))
     return 0
 
 
