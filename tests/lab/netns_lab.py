@@ -51,6 +51,13 @@ def python_in(netns: str, workdir: str) -> str:
     return path
 
 
+def inventory_in(ansible, netns: str) -> str:
+    """An inventory (written by a playbook.Ansible) whose one host runs its modules inside netns: the
+    namespace plays the managed host, so a module that persists network configuration or sysctl.d
+    files for its own namespace only can be tested for real without touching the host."""
+    return ansible.inventory({'in-%s' % netns: {'ansible_python_interpreter': python_in(netns, ansible.workdir)}})
+
+
 class Lab:
     """Build and tear down the namespaces; every name starts with prefix."""
 

@@ -36,9 +36,10 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import build_image  # noqa: E402  pylint: disable=wrong-import-position
+if __package__:
+    from . import build_image
+else:  # run as a script: python tests/lab/vm/vm.py (molecule's create and destroy playbooks)
+    import build_image
 
 QEMU = os.environ.get('HOSTPREP_VM_QEMU', 'qemu-system-x86_64')
 STATE = 'vm.json'

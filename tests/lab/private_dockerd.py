@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Start and stop a private dockerd the way an init script would.
+"""A private dockerd that the role stops and starts by command, the way an init script would.
 
-The docker_storage role's integration tests hand these commands to the role
-as docker_storage_start_command / docker_storage_stop_command (service
-manager ``command``): the role restarts the engine itself, so the engine must
-be started and stopped by a command, not by the test.
+The docker_storage role's integration tests, its benchmark and the netns demo
+hand these commands to the role as docker_storage_start_command /
+docker_storage_stop_command (service manager ``command``): the role restarts
+the engine itself, so the engine must be started and stopped by a command,
+not by the test. ``Engine`` makes one such engine (its directory, daemon.json,
+fstab and commands) and the role variables that point at it.
 
-    private_dockerd.py start --name ID --state DIR --config FILE [--timeout S]
-    private_dockerd.py stop  --name ID --state DIR
+    python tests/lab/private_dockerd.py start --name ID --state DIR --config FILE [--timeout S]
+    python tests/lab/private_dockerd.py stop  --name ID --state DIR
 
 Everything is private: exec root /tmp/hps-ID, socket /tmp/hps-ID.sock (unix
 socket paths are limited to 108 bytes), pid file and log (appended) in DIR.
@@ -30,13 +32,16 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+import docker
 
-from dockerd import DOCKERD, _pids_using, _wait_gone, end_processes, unmount_all  # noqa: E402  pylint: disable=wrong-import-position
+if __package__:
+    from .dockerd import DOCKERD, _pids_using, _wait_gone, end_processes, read_bytes, unmount_all
+else:  # run as the role's start or stop command: python tests/lab/private_dockerd.py
+    from dockerd import DOCKERD, _pids_using, _wait_gone, end_processes, read_bytes, unmount_all
 
-import docker  # noqa: E402  pylint: disable=wrong-import-position
+SCRIPT = os.path.abspath(__file__)
 
 
 def paths(args: argparse.Namespace) -> dict[str, str]:
@@ -141,6 +146,71 @@ def main() -> int:
             parser.error('start needs --config')
         return start(args)
     return stop(args)
+
+
+class Engine:
+    """One private engine, managed by the role through this file's start and stop commands."""
+
+    def __init__(self, workdir: str, data_root: str, config: dict | None = None, name: str | None = None) -> None:
+        self.name = uuid.uuid4().hex[:8]
+        self.dir = os.path.join(workdir, name or 'case-' + self.name)
+        self.state = os.path.join(self.dir, 'state')
+        os.makedirs(self.state)
+        self.data_root = data_root
+        self.daemon_json = os.path.join(self.dir, 'daemon.json')
+        self.fstab = os.path.join(self.dir, 'fstab')
+        self.archive_dir = os.path.join(self.dir, 'archive')
+        with open(self.daemon_json, 'w', encoding='utf-8') as handle:
+            json.dump(dict({'data-root': data_root, 'log-level': 'info'}, **(config or {})), handle, indent=2)
+        with open(self.fstab, 'w', encoding='utf-8') as handle:
+            handle.write('# private fstab of %s\n' % (name or 'test %s' % self.name))
+        self.socket = '/tmp/hps-%s.sock' % self.name
+        base = [sys.executable, SCRIPT]
+        self.start_cmd = base + ['start', '--name', self.name, '--state', self.state, '--config', self.daemon_json]
+        self.stop_cmd = base + ['stop', '--name', self.name, '--state', self.state, '--config', self.daemon_json]
+
+    def start(self) -> 'Engine':
+        proc = subprocess.run(self.start_cmd, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return self
+
+    def stop(self) -> None:
+        subprocess.run(self.stop_cmd, capture_output=True, text=True, check=False)
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url='unix://' + self.socket, timeout=60)
+
+    def info(self) -> dict:
+        with contextlib.closing(self.client()) as client:
+            return client.info()
+
+    def image_ids(self) -> list[str]:
+        with contextlib.closing(self.client()) as client:
+            return sorted(image.id for image in client.images.list())
+
+    def pid(self) -> int | None:
+        text = read_bytes(os.path.join(self.state, 'dockerd.pid'))
+        return int(text) if text else None
+
+    def vars(self, backend: str, **extra) -> dict:
+        """The docker_storage role's variables for this engine."""
+        values = {
+            'hostprep_hosts': 'all',
+            'docker_storage_backend': backend,
+            'docker_storage_service_manager': 'command',
+            'docker_storage_start_command': self.start_cmd,
+            'docker_storage_stop_command': self.stop_cmd,
+            'docker_storage_log_file': os.path.join(self.state, 'dockerd.log'),
+            'docker_storage_docker_host': 'unix://' + self.socket,
+            'docker_storage_data_root': self.data_root,
+            'docker_storage_daemon_config': self.daemon_json,
+            'docker_storage_flags_sources': [],
+            'docker_storage_fstab': self.fstab,
+            'docker_storage_start_timeout': 30,
+            'docker_storage_journal_dir': os.path.join(self.dir, 'journal'),
+        }
+        values.update(extra)
+        return values
 
 
 if __name__ == '__main__':
