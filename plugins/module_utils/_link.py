@@ -19,6 +19,7 @@ import ipaddress
 import re
 import typing as t
 
+from ansible_collections.hostprep.container_host.plugins.module_utils import _stack
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import Changes, Differences, HostprepError
 
 # RFC 791: every IPv4 host must handle 68-octet datagrams; the kernel removes
@@ -64,6 +65,34 @@ class Link:
     min_mtu: int | None
     max_mtu: int | None
     ipv6: list[str] = dataclasses.field(default_factory=list)
+    kind: str | None = None
+    parent: int | None = None
+    overhead: int = 0
+    master: int | None = None
+
+
+def nl_nested(msg: t.Any, *names: str) -> t.Any:
+    """An attribute nested in attributes (IFLA_LINKINFO, IFLA_INFO_DATA, ...), or None."""
+    for name in names:
+        if msg is None:
+            return None
+        msg = nl_attr(msg, name)
+    return msg
+
+
+def _parent(msg: t.Any, kind: str | None) -> tuple[int | None, int]:
+    """The ifindex of the link under a stacked link in this namespace, and the
+    bytes its encapsulation adds. A parent in another namespace
+    (IFLA_LINK_NETNSID) is out of reach, like a veth's peer."""
+    if kind in _stack.PARENT_KINDS and nl_attr(msg, 'IFLA_LINK_NETNSID') is None:
+        parent = nl_attr(msg, 'IFLA_LINK')
+        return (int(parent) if parent else None), 0
+    if kind in ('vxlan', 'geneve'):
+        data = nl_nested(msg, 'IFLA_LINKINFO', 'IFLA_INFO_DATA')
+        six = any(nl_attr(data, 'IFLA_%s_%s' % (kind.upper(), key)) for key in ('GROUP6', 'LOCAL6', 'REMOTE6')) if data else False
+        parent = nl_attr(data, 'IFLA_VXLAN_LINK') if data is not None and kind == 'vxlan' else None
+        return (int(parent) if parent else None), _stack.ENCAP_OVERHEAD[(kind, 6 if six else 4)]
+    return None, 0
 
 
 def link_from_msg(msg: t.Any) -> Link:
@@ -73,6 +102,9 @@ def link_from_msg(msg: t.Any) -> Link:
     min_mtu = nl_attr(msg, 'IFLA_MIN_MTU')
     max_mtu = nl_attr(msg, 'IFLA_MAX_MTU')
     mac = nl_attr(msg, 'IFLA_ADDRESS')
+    kind = nl_nested(msg, 'IFLA_LINKINFO', 'IFLA_INFO_KIND')
+    parent, overhead = _parent(msg, kind)
+    master = nl_attr(msg, 'IFLA_MASTER')
     return Link(
         ifindex=int(msg['index']),
         ifname=nl_attr(msg, 'IFLA_IFNAME'),
@@ -80,6 +112,8 @@ def link_from_msg(msg: t.Any) -> Link:
         mtu=int(nl_attr(msg, 'IFLA_MTU', 0)),
         min_mtu=int(min_mtu) if min_mtu else None,
         max_mtu=int(max_mtu) if max_mtu else None,
+        kind=kind, parent=parent, overhead=overhead,
+        master=int(master) if master else None,
     )
 
 
@@ -132,6 +166,8 @@ class Request:
     kind: str
     value: str
     mtu: int
+    #: why a link no item names is touched (a stacked link's parent, member, port or upper)
+    stacked: str | None = None
 
     @property
     def selector(self) -> str:
@@ -276,6 +312,25 @@ def plan(requests: t.Sequence[Request], links: t.Sequence[Link],
         wanted.setdefault(link.ifindex, item)
         planned.append(item)
     return planned, warnings
+
+
+def stack(planned: t.Sequence[Planned], links: t.Sequence[Link]) -> tuple[list[Planned], list[Planned]]:
+    """The requested links followed by every link stacked under or over them
+    that must change with them (validated like a requested one), and the
+    changes in the order they are applied (_stack.expand)."""
+    wanted: dict[int, int] = {}
+    for item in planned:
+        wanted.setdefault(item.link.ifindex, item.request.mtu)
+    entries = _stack.expand(wanted, links)
+    extra = []
+    for link, mtu, why in entries:
+        if why is not None:
+            request = Request(kind='name', value=link.ifname, mtu=mtu, stacked=why)
+            validate_mtu(link, mtu, '%s, %s' % (request.selector, why))
+            extra.append(Planned(request=request, link=link))
+    order = {link.ifindex: pos for pos, (link, _mtu, _why) in enumerate(entries)}
+    everything = list(planned) + extra
+    return everything, sorted(unique_changes(everything), key=lambda item: order[item.link.ifindex])
 
 
 def unique_changes(planned: t.Sequence[Planned]) -> list[Planned]:
@@ -456,6 +511,7 @@ def _link_result(item: Planned, mtu_after: int, changed: bool, persist: dict | N
         'min_mtu': link.min_mtu,
         'max_mtu': link.max_mtu,
         'changed': changed,
+        'stacked': item.request.stacked,
         'persist': persist or {'method': 'none', 'path': None, 'changed': False},
     }
 
@@ -694,7 +750,9 @@ def set_mtus(params: dict[str, t.Any], netlink: Netlink, persister: t.Any,
     if targets and probe is None:
         raise HostprepError('verify_targets needs the path MTU probe of this collection (module_utils/_pmtu.py)')
     method, note = persist_in_netns(params.get('persist') or 'none', params.get('netns'), own_netns)
-    planned, warnings = plan(requests, netlink.links(), netlink.route_oif)
+    links = netlink.links()
+    planned, warnings = plan(requests, links, netlink.route_oif)
+    planned, changes = stack(planned, links)
     for warning in warnings:
         warn(warning)
     if note:
@@ -702,7 +760,6 @@ def set_mtus(params: dict[str, t.Any], netlink: Netlink, persister: t.Any,
     run = _Run(params, planned, plan_persistence(method, planned, persister))
     extra = {'persist_note': note} if note else {}
 
-    changes = unique_changes(planned)
     verify = verify_before(targets, changes, netlink, probe, timeout)
     changed = bool(changes) or any(p.changed for p in run.plans.values())
     if check_mode:

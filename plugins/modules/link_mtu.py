@@ -25,6 +25,15 @@ description:
     "packet too big". A big probe that vanishes without an answer means the link or its peer does not
     carry frames that big; with O(rollback=true) the old MTUs are restored and the module fails with
     RV(rolled_back=true).
+  - Stacked links are followed through netlink (C(IFLA_LINK), C(IFLA_MASTER), the link's kind). Raising
+    a link raises what it rides on first (bond members, bond, VLAN or macvlan, bridge; a bridge's ports;
+    a VXLAN's underlay by the encapsulation, 50 bytes over IPv4 and 70 over IPv6); lowering a link lowers
+    what rides on it first, from the top down. A bond's members end at the bond's MTU. Every link touched
+    is validated, rolled back and persisted like a requested one, and listed in RV(links) with
+    RV(links[].stacked) saying why.
+  - A request that puts a link above one it rides on (a VLAN above its parent, a VXLAN above its underlay
+    minus the overhead) is refused before anything changes, as is a bond member selected alone (select
+    the bond).
   - With O(persist), the MTU is also written to the configuration of the host's network stack
     (NetworkManager, systemd-networkd or ifupdown), only after verification passed. The run-time change
     and the persisted one are both reported.
@@ -233,6 +242,11 @@ links:
     changed:
       description: Whether the run-time MTU of this link changes.
       type: bool
+    stacked:
+      description:
+        - Null for a link O(links) selects; for a link touched because of one, why (its place in the stack).
+      type: str
+      sample: parent of vxlan vxlan0 + 50 bytes of vxlan encapsulation
     persist:
       description: The persistence of this link.
       type: dict

@@ -310,7 +310,8 @@ def test_set_mtus_verification_failure_rolls_back(host_links, routes):
                               verify_targets=['198.18.9.1']), nl, None, probe, False, lambda m: None)
     exc = err.value
     assert exc.details['rolled_back'] is True and exc.details['changed'] is False
-    assert '198.18.9.1 via eth1' in exc.msg and 'Rolled back: eth0 to 9000, eth1 to 1500' in exc.msg
+    # eth0 goes down first (lowerings before raisings), so it is put back last
+    assert '198.18.9.1 via eth1' in exc.msg and 'Rolled back: eth1 to 1500, eth0 to 9000' in exc.msg
     assert nl.mtu_of('eth1') == 1500 and nl.mtu_of('eth0') == 9000
     assert [l['mtu_after'] for l in exc.details['links']] == [1500, 9000]
     assert exc.details['verify'][0]['size'] == 9000 and exc.details['verify'][0]['full_size_ok'] is False
