@@ -77,3 +77,5 @@ attributes:
     ACTIONGROUP_STORAGE_NETWORK = _action_group('storage_network')
 
     ACTIONGROUP_STORAGE_NETWORK_AND_VALIDATE = _action_group('storage_network', 'validate')
+
+    ACTIONGROUP_VALIDATE = _action_group('validate')

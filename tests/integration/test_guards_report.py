@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Guards of the validate role's fleet report against bad input from hosts.
 
-Every case of the table runs roles/validate/files/fleet_report.py for real
-as the role does (``record`` with the result on stdin and ``--host``, then
-``render``) in a real temporary directory: a parent holding the report
+Every case of the table runs the fleet_report action plugin's record (the
+result as JSON text, for the cases that are not even JSON) and render for real,
+in a real temporary directory: a parent holding the report
 directory, bait files outside it (``outside/``, ``etc/x``) and, for some
 cases, links, FIFOs and broken files planted inside the report directory.
 A valid run of another host is recorded first: the report must still come
@@ -19,6 +19,7 @@ truncated run and a link planted at report.html.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import errno
@@ -34,12 +35,14 @@ from pathlib import Path
 
 import pytest
 
-import hoststate
+from tests.lab import hoststate
 from conftest import ROOT, require
-from dockerd import loop_filesystem
+from tests.lab.dockerd import loop_filesystem
 from test_validate_role import PLAYBOOK, private_engines
 
-SCRIPT = os.path.join(ROOT, 'roles', 'validate', 'files', 'fleet_report.py')
+from ansible_collections.hostprep.container_host.plugins.action import fleet_report as plugin
+from ansible_collections.hostprep.container_host.plugins.module_utils import _fleet_report as records
+
 with open(os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'cow', 'module_result_btrfs_20.10.24.json'), encoding='utf-8') as _handle:
     RECORDED = json.load(_handle)
 STAMP = '20250101T000000Z'
@@ -68,11 +71,24 @@ MEDIAN = ('benchmark', 'scenarios', 'oneshot', 'seconds', 'median')
 
 
 def fleet_report(args: list[str], stdin: bytes = b'') -> tuple[int, dict]:
-    proc = subprocess.run([sys.executable, SCRIPT] + args, input=stdin, capture_output=True, timeout=120, check=False)
-    text = proc.stdout.decode('utf-8') + proc.stderr.decode('utf-8')
-    assert 'Traceback' not in text, text
-    assert proc.stderr == b'', text
-    return proc.returncode, json.loads(proc.stdout)
+    """The action plugin's record (the result as JSON text, as it may be given) or render:
+    rc 1 and {'error': msg} when it fails, as the earlier script printed."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('command')
+    parser.add_argument('--dir')
+    parser.add_argument('--keep', type=int, default=0)
+    parser.add_argument('--host')
+    parser.add_argument('--title', default='Container host validation')
+    opts = parser.parse_args(args)
+    root = os.path.abspath(opts.dir)
+    if opts.command == 'record':
+        out = plugin.guarded(records.record_input, root, stdin, opts.keep, opts.host)
+    else:
+        out = plugin.guarded(plugin.render, root, opts.title)
+    json.dumps(out)
+    if out.pop('failed'):
+        return 1, {'error': out['msg']}
+    return 0, out
 
 
 # ---- what is planted in the report directory before the case runs -------------
@@ -307,8 +323,8 @@ def test_role_reports_a_malformed_host_and_the_rest_of_the_fleet(ansible, lab, t
     assert run.rc != 0, run.stdout[-4000:]
     assert sorted({r['host'] for r in run.failed}) == ['lab-bad', 'lab-linked'], run.stdout[-4000:]
     refused = run.result('Record this host\'s results on the controller and compare them with the limits', 'lab-linked')
-    assert refused['changed'] is False and refused['rc'] == 1
-    assert json.loads(refused['stdout'])['error'] == ('%s/runs/lab-linked is a symbolic link or not a directory; the report '
+    assert refused['changed'] is False
+    assert refused['msg'] == ('%s/runs/lab-linked is a symbolic link or not a directory; the report '
                                                       'does not follow it: move it away' % report)
     assert run.result('Measure the storage backend (copy-on-write benchmark)', 'lab-bad')['scenarios']['oneshot'][
         'seconds']['median'] == 'fast'

@@ -23,7 +23,7 @@ from html.parser import HTMLParser
 import pytest
 
 from conftest import ROOT, require
-from dockerd import PrivateDockerd, loop_filesystem
+from tests.lab.dockerd import PrivateDockerd, loop_filesystem
 
 PLAYBOOK = os.path.join(ROOT, 'playbooks', 'validate.yml')
 LABEL = 'io.hostprep.cow-benchmark'

@@ -1,34 +1,28 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The pure parts of the validate role's fleet report (roles/validate/files/fleet_report.py):
-host names as directory names, escaping for Markdown and HTML, the shape
-check of a run, limits. The recorded run is the whole docker_cow_benchmark
-result of tests/unit/fixtures/cow (see its README). What the script does
-with files is tested for real in tests/integration/test_guards_report.py."""
+"""The pure parts of the fleet report (action plugin fleet_report, module_utils
+_fleet_report for the records and _fleet_view for the view): host names as
+directory names, escaping for Markdown and HTML, the shape check of a run,
+limits, distributions and outliers. The recorded run is the whole
+docker_cow_benchmark result of tests/unit/fixtures/cow (see its README). What
+the plugin does with files is tested for real in
+tests/integration/test_guards_report.py."""
 
 from __future__ import annotations
 
 import copy
-import importlib.util
+import csv
 import json
 import os
 from html.parser import HTMLParser
 
 import pytest
 
+from ansible_collections.hostprep.container_host.plugins.action import fleet_report as plugin
 from ansible_collections.hostprep.container_host.plugins.module_utils import _cow_benchmark as cow
+from ansible_collections.hostprep.container_host.plugins.module_utils import _fleet_report as report
+from ansible_collections.hostprep.container_host.plugins.module_utils import _fleet_view as view
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-
-def load_report_script():
-    path = os.path.join(ROOT, 'roles', 'validate', 'files', 'fleet_report.py')
-    spec = importlib.util.spec_from_file_location('fleet_report_unit', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report = load_report_script()
 
 with open(os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'cow', 'module_result_btrfs_20.10.24.json'), encoding='utf-8') as _handle:
     RECORDED = json.load(_handle)
@@ -219,9 +213,11 @@ def test_charts_draw_every_figure_the_shape_check_lets_through(values):
     for metric in (report.METRICS[0], report.METRICS[3]):
         rows = [{'label': 'h%d' % i, 'backend': 'b', 'stat': {'median': v, 'min': v, 'max': v, 'first': v}}
                 for i, v in enumerate(values)]
-        assert report.bar_chart(metric, rows, {}).endswith('</svg>')
+        distribution = view.distribution([(r['label'], r['stat']['median']) for r in rows])
+        assert view.box_plot(metric, [('b', distribution)], {}).endswith('</svg>')
         runs = [run_of(benchmark={'scenarios': {'oneshot': {'seconds': r['stat'], 'fs_growth': r['stat']}}}) for r in rows]
-        assert report.trend_chart('h', runs, metric).endswith('</svg>')
+        assert view.trend_chart('h', runs, metric).endswith('</svg>')
+        view.sparkline('h', runs)
 
 
 def cow_fixture(name: str) -> str:
@@ -262,7 +258,7 @@ def test_fleet_report_limits_and_charts(tmp_path):
     report.record(str(tmp_path), {'result': host_result('a', recorded, '20250102T000000Z'), 'limits': {}}, keep=2)
     report.record(str(tmp_path), {'result': host_result('a', recorded, '20250102T000000Z'), 'limits': {}}, keep=2)
     assert sorted(os.listdir(tmp_path / 'runs' / 'a')) == ['20250102T000000Z-1.json', '20250102T000000Z.json']
-    paths = report.render(str(tmp_path), 'Test fleet')
+    paths = plugin.render(str(tmp_path), 'Test fleet')
 
     class Svgs(HTMLParser):
         def __init__(self):

@@ -2,21 +2,22 @@
 # Copyright (c) hostprep.container_host contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Fleet report of role hostprep.container_host.validate, run on the controller.
+"""The records of the fleet report (action plugin hostprep.container_host.fleet_report),
+on the controller; private to this collection.
 
-``record``: read one host's result (JSON on stdin: {"result": ..., "limits":
-{...}}), check its shape, compare it with the limits, store it as
-``DIR/runs/HOST/TIMESTAMP.json`` (keeping the last KEEP runs of the host) and
-print the violations as JSON. A result that cannot be used (a string where a
-number belongs, a missing key, another shape, not JSON) is stored as it came,
-its limits are not checked, and the output says what is wrong with it.
+``record``: check one host's result ({"result": ..., "limits": {...}}),
+compare it with the limits, store it as ``DIR/runs/HOST/TIMESTAMP.json``
+(keeping the last KEEP runs of the host) and return the violations. A result
+that cannot be used (a string where a number belongs, a missing key, another
+shape, not JSON) is stored as it came, its limits are not checked, and the
+answer says what is wrong with it. A host whose benchmark failed sends
+``failed`` (the message) and an empty benchmark: it is a run, shown as failed.
 
-``render``: read the newest usable run of every host (and every usable run,
-for the trend) and write ``DIR/report.md``, ``DIR/report.html`` (one
-self-contained page, inline SVG charts, no script, nothing fetched) and
-``DIR/report.json``. A run file that cannot be used (not JSON, truncated,
-another shape, a link, in another host's directory) is skipped and named at
-the top of the report and in the output: one host never stops the report.
+``load_runs``: every usable run of every host, oldest first, and the run
+files not used (not JSON, truncated, another shape, a link, in another host's
+directory), each named: one host never stops the report. Records written by
+the earlier ``roles/validate/files/fleet_report.py`` read the same.
+``_fleet_view`` turns them into the report.
 
 What a host sends is data, never a path or markup: host names become
 directory names only through ``safe_name`` (collision-free, no '..', '/' or
@@ -24,28 +25,25 @@ NUL), timestamps only when they match ``STAMP_RE``; every file is created in a
 directory opened without following links (``Dir``), under an unpredictable
 temporary name and renamed atomically; every string is escaped where it is
 written (``md`` for Markdown, ``esc`` for HTML and SVG).
-
-Only the Python standard library; runs with the controller's interpreter.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import errno
 import hashlib
 import html
-import importlib.util
 import json
 import math
 import os
 import re
 import secrets
 import stat
-import sys
 import typing as t
 import unicodedata
 import urllib.parse
+
+from ansible_collections.hostprep.container_host.plugins.module_utils import _sizes as _SIZES
 
 # A run's timestamp as the role writes it, and a run file's name.
 STAMP_RE = re.compile(r'^\d{8}T\d{6}Z$')
@@ -94,8 +92,6 @@ LIMITS: dict[str, tuple[tuple[str, ...], str]] = {
 STAT_KEYS = ('median', 'min', 'max', 'first', 'rest_median')
 DRIVER_STATUS_KEYS = ('Data loop file', 'Pool Name', 'driver-type')
 
-PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22']
-
 
 class ReportError(Exception):
     """What stops a record or the report, said for the operator."""
@@ -105,18 +101,6 @@ class Unusable(Exception):
     """What makes one run file or input unusable (the report goes on without it)."""
 
 
-def _load_sizes() -> t.Any:
-    """The collection's own size helpers (plugins/module_utils/_sizes.py,
-    standard library only), loaded from the collection this role belongs to."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'plugins', 'module_utils',
-                        '_sizes.py')
-    spec = importlib.util.spec_from_file_location('hostprep_sizes', path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-_SIZES = _load_sizes()
 
 
 def is_number(value: t.Any) -> bool:
@@ -256,6 +240,7 @@ def _field(found: list[str], parent: t.Any, key: str, path: str, kind: str, requ
 def _benchmark_problems(found: list[str], bench: dict[str, t.Any]) -> None:
     engine = _field(found, bench, 'engine', 'benchmark', 'object')
     _field(found, engine, 'driver', 'benchmark.engine', 'string')
+    _field(found, engine, 'version', 'benchmark.engine', 'string')
     status = _field(found, engine, 'driver_status', 'benchmark.engine', 'object')
     for key in DRIVER_STATUS_KEYS:
         _field(found, status, key, 'benchmark.engine.driver_status', 'string')
@@ -297,6 +282,7 @@ def problems_of(run: t.Any, stored: bool = True) -> list[str]:
     if stamp is not None and not STAMP_RE.match(stamp):
         found.append('timestamp is %s, not of the form YYYYMMDDTHHMMSSZ' % sample(stamp))
     bench = _field(found, run, 'benchmark', '', 'object', required=True, null=False)
+    _field(found, run, 'failed', '', 'string')
     if bench is not None:
         _benchmark_problems(found, bench)
     for where, target in _objects(found, _field(found, run, 'pmtu', '', 'array', required=True, null=False), 'pmtu'):
@@ -360,7 +346,9 @@ def backend(result: dict[str, t.Any]) -> str:
     (devicemapper's thin pool or loop files, containerd's snapshotter)."""
     bench = result.get('benchmark') or {}
     engine = bench.get('engine') or {}
-    driver = engine.get('driver') or '?'
+    if not engine.get('driver'):
+        return 'benchmark failed' if result.get('failed') else 'not measured'
+    driver = engine['driver']
     fstype = (bench.get('filesystem') or {}).get('fstype') or '?'
     status = engine.get('driver_status') or {}
     if driver == 'devicemapper' and status.get('Data loop file'):
@@ -370,6 +358,12 @@ def backend(result: dict[str, t.Any]) -> str:
     if status.get('driver-type') == 'io.containerd.snapshotter.v1':
         return 'containerd %s snapshotter' % driver
     return '%s on %s' % (driver, fstype)
+
+
+def engine_version(result: dict[str, t.Any]) -> str:
+    """The engine's version as it reports it ('' when not known: records
+    written before the version was read, or no benchmark)."""
+    return ((result.get('benchmark') or {}).get('engine') or {}).get('version') or ''
 
 
 def parse_limits(limits: t.Any) -> dict[str, float | None]:
@@ -631,8 +625,10 @@ def recorded(host: str, path: str, pruned: list[str], problems: list[str], found
 
 
 def record_input(root: str, raw: bytes, keep: int, host: str | None = None) -> dict[str, t.Any]:
-    """record() for the bytes on stdin: input that is not JSON is stored as
-    it came (the report then names it) when host is known."""
+    """record() for a result given as JSON text: text that is not JSON is
+    stored as it came (the report then names it) when host is known."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise ReportError('the result of host %s is larger than %s; nothing stored' % (host, _SIZES.format_size(MAX_RECORD_BYTES)))
     try:
         payload = parse_run(raw)
     except Unusable as exc:
@@ -702,316 +698,3 @@ def load_host_runs(directory: Dir, entry: str, skip: t.Callable[[str, str], None
         else:
             host_runs.append(run)
     return host_runs
-
-
-# ---- SVG charts --------------------------------------------------------------
-
-def nice_max(value: float, unit: str = '') -> float:
-    """The round axis end at or above value; for bytes a round number of
-    KiB, MiB or GiB so the ticks read well."""
-    if value <= 0:
-        return 1.0
-    if unit == 'B':
-        scale = 1
-        while value / scale >= 1024 and scale < 1024 ** 3:
-            scale *= 1024
-        return nice_max(value / scale) * scale
-    exp = math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        top = step * 10 ** exp
-        if top >= value:
-            return top
-    return 10 ** (exp + 1)  # pragma: no cover
-
-
-def bar_chart(metric: dict[str, t.Any], rows: list[dict[str, t.Any]], colors: dict[str, str]) -> str:
-    """Horizontal bars, one per host: the median, a whisker from min to max,
-    a dot for the first operation. rows: {label, backend, stat}."""
-    unit = metric['unit']
-    label_w, plot_w, right_w, row_h, top = 260, 420, 150, 28, 34
-    width = label_w + plot_w + right_w
-    height = top + row_h * len(rows) + 30
-    hi = max(max((r['stat'].get('max') if r['stat'].get('max') is not None else r['stat']['median']),
-                 r['stat']['median'], r['stat'].get('first') or 0) for r in rows)
-    lo = min(min(r['stat'].get('min') if r['stat'].get('min') is not None else 0, r['stat']['median']) for r in rows)
-    top_value = nice_max(hi, unit)
-    low_value = -nice_max(-lo, unit) if lo < 0 else 0.0
-    span = top_value - low_value
-
-    def x(value: float) -> float:
-        return label_w + (value - low_value) / span * plot_w
-
-    parts = ['<svg class="chart" data-metric="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
-             'viewBox="0 0 %d %d" role="img" aria-label="%s">' % (esc(metric['key']), width, height, width, height, esc(metric['title'])),
-             '<title>%s</title>' % esc(metric['title']),
-             '<text x="0" y="16" font-size="14" font-weight="bold">%s</text>' % esc(metric['title'])]
-    for tick in range(5):
-        value = low_value + span * tick / 4
-        parts.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>' % (x(value), top - 6, x(value), height - 26))
-        parts.append('<text x="%.1f" y="%d" font-size="10" text-anchor="middle" fill="#555">%s</text>'
-                     % (x(value), height - 12, esc(fmt(value, unit))))
-    for index, row in enumerate(rows):
-        y = top + index * row_h
-        stat = row['stat']
-        color = colors.get(row['backend'], '#777')
-        parts.append('<text x="%d" y="%d" font-size="12" text-anchor="end">%s</text>'
-                     % (label_w - 8, y + 12, esc(row['label'])))
-        parts.append('<text x="%d" y="%d" font-size="10" text-anchor="end" fill="#555">%s</text>'
-                     % (label_w - 8, y + 23, esc(row['backend'])))
-        start, end = sorted((x(0), x(stat['median'])))
-        parts.append('<rect x="%.1f" y="%d" width="%.1f" height="16" fill="%s"><title>%s: median %s</title></rect>'
-                     % (start, y + 2, max(end - start, 1), color, esc(row['label']), esc(fmt(stat['median'], unit))))
-        if stat.get('min') is not None and stat.get('max') is not None and stat['max'] != stat['min']:
-            whisker = (x(stat['min']), y + 10, x(stat['max']), y + 10, esc(fmt(stat['min'], unit)), esc(fmt(stat['max'], unit)))
-            parts.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#222" stroke-width="1.5">'
-                         '<title>min %s, max %s</title></line>' % whisker)
-            for end_value in (stat['min'], stat['max']):
-                parts.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#222" stroke-width="1.5"/>'
-                             % (x(end_value), y + 5, x(end_value), y + 15))
-        if stat.get('first') is not None:
-            parts.append('<circle cx="%.1f" cy="%d" r="3.5" fill="#fff" stroke="#222"><title>first: %s</title></circle>'
-                         % (x(stat['first']), y + 10, esc(fmt(stat['first'], unit))))
-        parts.append('<text x="%d" y="%d" font-size="12">%s</text>' % (label_w + plot_w + 8, y + 14, esc(fmt(stat['median'], unit))))
-    parts.append('</svg>')
-    return '\n'.join(parts)
-
-
-def trend_chart(host: str, runs: list[dict[str, t.Any]], metric: dict[str, t.Any]) -> str | None:
-    points = [(run.get('timestamp'), (figures(run).get(metric['key']) or {}).get('median')) for run in runs]
-    points = [(stamp, value) for stamp, value in points if value is not None]
-    if len(points) < 2:
-        return None
-    width, height, left, bottom = 360, 140, 70, 30
-    hi = nice_max(max(v for dummy, v in points), metric['unit'])
-    lo = min(0.0, min(v for dummy, v in points))
-    step = (width - left - 20) / (len(points) - 1)
-    coords = [(left + i * step, 20 + (hi - v) / (hi - lo) * (height - bottom - 20)) for i, (dummy, v) in enumerate(points)]
-    head = (esc(host), esc(metric['key']), width, height, width, height, esc(metric['title']))
-    parts = ['<svg class="trend" data-host="%s" data-metric="%s" xmlns="http://www.w3.org/2000/svg" width="%d" '
-             'height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">' % head,
-             '<text x="0" y="12" font-size="11" font-weight="bold">%s</text>' % esc(metric['title']),
-             '<line x1="%d" y1="20" x2="%d" y2="%d" stroke="#999"/>' % (left, left, height - bottom),
-             '<text x="%d" y="24" font-size="10" text-anchor="end">%s</text>' % (left - 4, esc(fmt(hi, metric['unit']))),
-             '<text x="%d" y="%d" font-size="10" text-anchor="end">%s</text>' % (left - 4, height - bottom,
-                                                                                 esc(fmt(lo, metric['unit']))),
-             '<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="%s"/>'
-             % ' '.join('%.1f,%.1f' % c for c in coords)]
-    for (stamp, value), (cx, cy) in zip(points, coords):
-        parts.append('<circle cx="%.1f" cy="%.1f" r="3" fill="#1f77b4"><title>%s: %s</title></circle>'
-                     % (cx, cy, esc(stamp), esc(fmt(value, metric['unit']))))
-    parts.append('<text x="%d" y="%d" font-size="9">%s</text>' % (left, height - 8, esc(points[0][0])))
-    parts.append('<text x="%d" y="%d" font-size="9" text-anchor="end">%s</text>' % (width - 4, height - 8, esc(points[-1][0])))
-    parts.append('</svg>')
-    return '\n'.join(parts)
-
-
-# ---- the report --------------------------------------------------------------
-
-def build(root: str) -> dict[str, t.Any]:
-    runs, not_used = load_runs(root)
-    latest = {host: host_runs[-1] for host, host_runs in runs.items()}
-    backends = sorted({backend(run) for run in latest.values()})
-    metrics = []
-    for metric in METRICS:
-        rows = []
-        for host in sorted(latest):
-            stat_ = figures(latest[host]).get(metric['key'])
-            if stat_ is not None:
-                rows.append({'label': host, 'backend': backend(latest[host]), 'stat': stat_})
-        if rows:
-            metrics.append({'metric': metric, 'rows': rows})
-    return {'runs': runs, 'latest': latest, 'backends': backends, 'metrics': metrics, 'not_used': not_used}
-
-
-SUMMARY_COLUMNS = [('start_seconds', 'start s'), ('commit_seconds', 'commit s'),
-                   ('detached_start_seconds', 'detached start s'), ('disk_per_container', 'disk/container'),
-                   ('disk_per_commit', 'disk/commit'), ('disk_per_detached_container', 'disk/detached'),
-                   ('memory_per_container', 'memory/container')]
-
-
-def cell(stat_: dict[str, t.Any] | None, unit: str, first: bool = False) -> str:
-    if not stat_:
-        return 'n/a'
-    text = fmt(stat_['median'], unit)
-    if first and stat_.get('first') is not None and stat_.get('rest_median') is not None:
-        text += ' (first %s)' % fmt(stat_['first'], unit)
-    return text
-
-
-def unit_of(key: str) -> str:
-    return next(m['unit'] for m in METRICS if m['key'] == key)
-
-
-def md_row(cells: t.Iterable[t.Any]) -> str:
-    """One Markdown table row, every cell escaped."""
-    return '| ' + ' | '.join(md(c) for c in cells) + ' |'
-
-
-def md_table(header: list[str], rows: t.Iterable[t.Iterable[t.Any]]) -> list[str]:
-    return [md_row(header), '|' + '---|' * len(header)] + [md_row(row) for row in rows] + ['']
-
-
-def not_used_rows(root: str, entries: list[dict[str, t.Any]]) -> list[tuple[str, str, str]]:
-    """(host, file relative to the report directory, what is wrong)."""
-    return [(entry['host'] if entry['host'] is not None else 'n/a', os.path.relpath(entry['file'], root),
-             entry['problem']) for entry in entries]
-
-
-def markdown(data: dict[str, t.Any], title: str, generated: str, root: str = '.') -> str:
-    lines = ['# %s' % md(title), '', 'Generated %s from %d host(s); medians per operation, the first operation in '
-             'brackets where it differs.' % (md(generated), len(data['latest'])), '']
-    if data['not_used']:
-        lines += ['## Records not used', '', 'These run files were skipped; the figures below do not include them.', '']
-        lines += md_table(['host', 'file', 'what is wrong'], not_used_rows(root, data['not_used']))
-    header = ['host', 'backend', 'run'] + [name for dummy, name in SUMMARY_COLUMNS] + ['limits']
-    rows = []
-    for host, run in sorted(data['latest'].items()):
-        figs = figures(run)
-        rows.append([host, backend(run), run['timestamp']]
-                    + [cell(figs.get(key), unit_of(key), first=key.endswith('seconds')) for key, dummy in SUMMARY_COLUMNS]
-                    + ['OK' if not run['violations'] else '%d violated' % len(run['violations'])])
-    lines += md_table(header, rows)
-    lines += ['## Per metric', '']
-    for entry in data['metrics']:
-        metric, unit = entry['metric'], entry['metric']['unit']
-        lines += ['### %s' % md(metric['title']), '']
-        lines += md_table(['host', 'backend', 'min', 'median', 'max', 'first', 'rest median'], [
-            [row['label'], row['backend']] + [fmt(row['stat'].get(key), unit) for key in ('min', 'median', 'max', 'first', 'rest_median')]
-            for row in entry['rows']])
-    pmtu_rows = [(host, target) for host, run in sorted(data['latest'].items()) for target in run['pmtu']]
-    if pmtu_rows:
-        lines += ['## Storage network path MTU', '']
-        lines += md_table(['host', 'target', 'path MTU', 'expected', 'limiting hop', 'verdict'], [
-            [host, target['target'], target.get('path_mtu') if target.get('reachable') else 'unreachable',
-             target.get('expected_mtu'), target.get('limiting_hop') or '', 'OK' if target.get('expected_mtu_ok') else 'MISMATCH']
-            for host, target in pmtu_rows])
-    violated = [v for run in data['latest'].values() for v in run['violations']]
-    lines += ['## Limits', '']
-    lines += ['- %s' % md(v['msg']) for v in violated] or ['All measured values are within the limits given.']
-    lines.append('')
-    trend_hosts = {host: runs for host, runs in data['runs'].items() if len(runs) > 1}
-    if trend_hosts:
-        lines += ['## Trend per host', '']
-        for host, runs in sorted(trend_hosts.items()):
-            lines += ['### %s' % md(host), '']
-            lines += md_table(['run', 'backend'] + [n for dummy, n in SUMMARY_COLUMNS], [
-                [run['timestamp'], backend(run)] + [cell(figures(run).get(key), unit_of(key)) for key, dummy in SUMMARY_COLUMNS]
-                for run in runs])
-    return '\n'.join(lines)
-
-
-CSS = '''body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1100px}
-h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:15px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f3f3f3}.bad{color:#b00020;font-weight:bold}.ok{color:#1b7f2a}.legend span{display:inline-block;
-margin-right:16px;font-size:13px}.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}
-.note{color:#555;font-size:13px}figure{margin:16px 0}.trends{display:flex;flex-wrap:wrap;gap:12px}'''
-
-
-def html_table(header: list[str], rows: t.Iterable[t.Iterable[str]]) -> str:
-    """A table whose cells are already HTML (escape with esc first)."""
-    return '<table><tr>%s</tr>%s</table>' % (''.join('<th>%s</th>' % esc(h) for h in header), ''.join(
-        '<tr>%s</tr>' % ''.join('<td>%s</td>' % c for c in row) for row in rows))
-
-
-def html_page(data: dict[str, t.Any], title: str, generated: str, root: str = '.') -> str:
-    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(data['backends'])}
-    out = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           '<title>%s</title><style>%s</style></head><body>' % (esc(title), CSS),
-           '<h1>%s</h1>' % esc(title),
-           '<p class="note">Generated %s from %d host(s). Bars: median per operation; whisker: min to max; '
-           'circle: the first operation.</p>' % (esc(generated), len(data['latest']))]
-    if data['not_used']:
-        out.append('<h2 class="bad">Records not used</h2><p class="note">These run files were skipped; the figures '
-                   'below do not include them.</p>')
-        out.append(html_table(['host', 'file', 'what is wrong'], [[esc(c) for c in row]
-                                                                  for row in not_used_rows(root, data['not_used'])]))
-    out.append('<p class="legend">%s</p>' % ''.join('<span><i style="background:%s"></i>%s</span>' % (color, esc(name))
-                                                    for name, color in colors.items()))
-    header = ['host', 'backend', 'run'] + [name for dummy, name in SUMMARY_COLUMNS] + ['limits']
-    rows = []
-    for host, run in sorted(data['latest'].items()):
-        figs = figures(run)
-        rows.append([esc(host), esc(backend(run)), esc(run['timestamp'])]
-                    + [esc(cell(figs.get(key), unit_of(key), first=key.endswith('seconds'))) for key, dummy in SUMMARY_COLUMNS]
-                    + ['<span class="ok">OK</span>' if not run['violations']
-                       else '<span class="bad">%d violated</span>' % len(run['violations'])])
-    out.append('<h2>Summary</h2>' + html_table(header, rows))
-    violated = [v for run in data['latest'].values() for v in run['violations']]
-    if violated:
-        out.append('<h2>Limits violated</h2><ul>%s</ul>' % ''.join('<li class="bad">%s</li>' % esc(v['msg'])
-                                                                   for v in violated))
-    out.append('<h2>Per operation, hosts and backends side by side</h2>')
-    for entry in data['metrics']:
-        out.append('<figure>%s</figure>' % bar_chart(entry['metric'], entry['rows'], colors))
-    pmtu_rows = [(host, target) for host, run in sorted(data['latest'].items()) for target in run['pmtu']]
-    if pmtu_rows:
-        out.append('<h2>Storage network path MTU</h2>' + html_table(
-            ['host', 'target', 'path MTU', 'expected', 'limiting hop', 'verdict'],
-            [[esc(host), esc(target['target']), esc(target.get('path_mtu') if target.get('reachable') else 'unreachable'),
-              esc(target.get('expected_mtu')), esc(target.get('limiting_hop') or ''),
-              '<span class="ok">OK</span>' if target.get('expected_mtu_ok') else '<span class="bad">MISMATCH</span>']
-             for host, target in pmtu_rows]))
-    trend_hosts = {host: runs for host, runs in data['runs'].items() if len(runs) > 1}
-    if trend_hosts:
-        out.append('<h2>Trend per host</h2>')
-        for host, runs in sorted(trend_hosts.items()):
-            charts = [trend_chart(host, runs, metric) for metric in METRICS]
-            out.append('<h3>%s (%d runs)</h3><div class="trends">%s</div>' % (esc(host), len(runs), ''.join(c for c in charts if c)))
-    out.append('</body></html>')
-    return '\n'.join(out) + '\n'
-
-
-def render(root: str, title: str) -> dict[str, t.Any]:
-    """Write report.md, report.html and report.json from the usable runs;
-    the run files not used are named in all three and in the output."""
-    data = build(root)
-    generated = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')
-    summary = {'generated': generated, 'hosts': sorted(data['latest']), 'backends': data['backends'],
-               'metrics': [entry['metric']['key'] for entry in data['metrics']],
-               'latest': {host: {'timestamp': run['timestamp'], 'backend': backend(run), 'figures': figures(run),
-                                 'violations': run['violations']} for host, run in data['latest'].items()},
-               'runs': {host: len(runs) for host, runs in data['runs'].items()},
-               'not_used': [{k: entry[k] for k in ('host', 'file', 'problem')} for entry in data['not_used']]}
-    with Dir.top(root, create=True) as top:
-        md_path = top.write('report.md', markdown(data, title, generated, root).encode('utf-8'))
-        html_path = top.write('report.html', html_page(data, title, generated, root).encode('utf-8'))
-        json_path = top.write('report.json', to_json_bytes(summary), mode=0o600)
-    return {'markdown': md_path, 'html': html_path, 'json': json_path, 'hosts': summary['hosts'],
-            'metrics': summary['metrics'], 'not_used': data['not_used']}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest='command', required=True)
-    rec = sub.add_parser('record', help='store one host result (JSON on stdin), print violations')
-    rec.add_argument('--dir', required=True)
-    rec.add_argument('--keep', type=int, default=0)
-    rec.add_argument('--host', help='the inventory name of the host (its directory under runs/)')
-    ren = sub.add_parser('render', help='write report.md, report.html and report.json')
-    ren.add_argument('--dir', required=True)
-    ren.add_argument('--title', default='Container host validation')
-    args = parser.parse_args(argv)
-    root = os.path.abspath(args.dir)
-    try:
-        if args.command == 'record':
-            raw = sys.stdin.buffer.read(MAX_RECORD_BYTES + 1)
-            if len(raw) > MAX_RECORD_BYTES:
-                raise ReportError('the result of host %s is larger than %s; nothing stored'
-                                  % (args.host, _SIZES.format_size(MAX_RECORD_BYTES)))
-            out = record_input(root, raw, args.keep, args.host)
-        else:
-            out = render(root, args.title)
-    except (ReportError, ValueError, OSError) as exc:
-        print(json.dumps({'error': str(exc)}))
-        return 1
-    except Exception as exc:  # pylint: disable=broad-except  # one line for the operator, never a traceback
-        print(json.dumps({'error': 'fleet report failed (%s: %s); please report this' % (type(exc).__name__, exc)}))
-        return 1
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())
