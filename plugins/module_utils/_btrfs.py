@@ -29,6 +29,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _blockdev
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
+from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_json import config_text
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _fstab
@@ -163,7 +164,7 @@ def layer_root(version: _engine.Version | None, config: dict[str, t.Any],
 def detect_layer_root(module: t.Any, daemon_config: str) -> tuple[str, bool, str | None]:
     """layer_root() for this host: daemon.json, dockerd flags in the systemd
     unit and environment files, and the installed engine's version."""
-    config, dummy_warnings = _daemon_config.parse_config(read_text(daemon_config), daemon_config)
+    config, dummy_warnings = _daemon_config.parse_config(config_text(daemon_config), daemon_config)
     files = {}
     for path in _daemon_config.expand_sources(list(_daemon_config.DEFAULT_FLAGS_SOURCES)):
         text = read_text(path)

@@ -83,9 +83,12 @@ def run(module: t.Any, args: list[str], check_rc: bool = True,
 
 
 def read_text(path: str) -> str | None:
-    """Return a file's text, or None when it does not exist."""
+    """A file's UTF-8 text exactly as stored, or None when it does not exist.
+
+    Line breaks are not translated (``\\r\\n`` stays): a file rewritten from this text (fstab, containerd's
+    config.toml, a sysctl.d file) keeps the bytes of every line the module does not change."""
     try:
-        with open(path, 'r', encoding='utf-8') as handle:
+        with open(path, 'r', encoding='utf-8', newline='') as handle:
             return handle.read()
     except FileNotFoundError:
         return None

@@ -45,6 +45,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
+from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_json
 from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_config import _read_sources
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 
@@ -242,6 +243,19 @@ class UndoableWrites:
         self.done.append((path, old, created))
         self.changes.made('%s %s' % ('wrote' if old is not None else 'created', path))
 
+    def write_daemon_json(self, path: str, real: str, content: str) -> None:
+        """daemon.json through _daemon_json.write_config (through a link, to the file it names, keeping the
+        link); when that fails, it has undone its own part and the files written before are put back."""
+        try:
+            _daemon_json.write_config(self.module, path, real, content, False, self.changes)
+        except HostprepError as exc:
+            if not self.done:
+                raise
+            own_part_restored = self.changes.fully_restored
+            error = self.undo(exc.msg)
+            self.changes.fully_restored = self.changes.fully_restored and own_part_restored
+            raise error from exc
+
     def undo(self, why: str) -> HostprepError:
         """Put back every file written so far, newest first; the error to
         raise, saying what was put back and what could not be."""
@@ -403,8 +417,8 @@ def configure(module: t.Any) -> dict[str, t.Any]:
     root_path = section.get('root_path') or os.path.join(containerd_root, plugin)
     storage = check_storage(module, snapshotter, section, root_path) if params['check_storage'] else {'checked': False}
 
-    # daemon.json, through docker_daemon_config's own functions
-    daemon_text = read_config(daemon_path, 'daemon_config')
+    # daemon.json, read and written as docker_daemon_config does (through a symbolic link, keeping it)
+    daemon_real, daemon_text = _daemon_json.read_config(daemon_path, 'daemon_config')
     daemon_before, daemon_warnings = _daemon_config.parse_config(daemon_text, daemon_path)
     warnings.extend(daemon_warnings)
     daemon_before = daemon_before or {}
@@ -432,7 +446,7 @@ def configure(module: t.Any) -> dict[str, t.Any]:
         if main_changed:
             writes.write(config_path, new_main)
         if daemon_changed:
-            writes.write(daemon_path, _daemon_config.render(daemon_after))
+            writes.write_daemon_json(daemon_path, daemon_real, _daemon_config.render(daemon_after))
     for warning in warnings:
         module.warn(warning)
     return {

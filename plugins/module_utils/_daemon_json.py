@@ -67,21 +67,23 @@ class ConfigProblem(HostprepError):
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
-def config_file(path: str) -> tuple[str, os.stat_result | None]:
+def config_file(path: str, option: str = 'path', writing: bool = True) -> tuple[str, os.stat_result | None]:
     """The file path names, following symbolic links (a write goes through
     them, keeping them), and its stat (None when it does not exist yet).
 
-    Refuses, naming path, what cannot be a daemon configuration file: a
-    relative path, a directory, a dangling link or a link loop, something
-    that is not a regular file (a FIFO or a device would block or never end),
-    a file with other hard links (an atomic write would leave them with the
-    old content) and a file beyond MAX_CONFIG_BYTES."""
+    Refuses, naming the module's option and path, what cannot be a daemon
+    configuration file: a relative path, a directory, a link loop, something
+    that is not a regular file (a FIFO or a device would block or never end)
+    and a file beyond MAX_CONFIG_BYTES. For writing, a dangling link and a
+    file with other hard links (an atomic write would leave them with the
+    old content) are refused too; for reading only, a dangling link is no
+    file, as it is for dockerd."""
     if not path or not os.path.isabs(path):
-        raise ConfigProblem('path %r is not an absolute path; give the full path of the daemon configuration file, '
-                            'for example /etc/docker/daemon.json' % (path,), path=path)
+        raise ConfigProblem('%s %r is not an absolute path; give the full path of the daemon configuration file, '
+                            'for example /etc/docker/daemon.json' % (option, path), path=path)
     if path.endswith('/'):
-        raise ConfigProblem('path %s ends in /, so it names a directory; give the path of the daemon configuration '
-                            'file' % path, path=path)
+        raise ConfigProblem('%s %s ends in /, so it names a directory; give the path of the daemon configuration '
+                            'file' % (option, path), path=path)
     real = os.path.realpath(path)
     link = ''
     try:
@@ -91,27 +93,27 @@ def config_file(path: str) -> tuple[str, os.stat_result | None]:
         else:
             info = os.lstat(path)
     except FileNotFoundError:
-        if link:
-            raise ConfigProblem('path %s is a symbolic link to %s, which does not exist; fix the link or remove it '
+        if link and writing:
+            raise ConfigProblem('%s %s is a symbolic link to %s, which does not exist; fix the link or remove it '
                                 '(the module writes through a link and keeps it); nothing was changed'
-                                % (path, real), path=path, link_target=real) from None
+                                % (option, path, real), path=path, link_target=real) from None
         return path, None
     except NotADirectoryError:
-        raise ConfigProblem('path %s cannot exist: a directory above it is a file; give the path of the daemon '
-                            'configuration file' % path, path=path) from None
+        raise ConfigProblem('%s %s cannot exist: a directory above it is a file; give the path of the daemon '
+                            'configuration file' % (option, path), path=path) from None
     except OSError as exc:
         if not link:
-            raise ConfigProblem('path %s cannot be read: %s; nothing was changed' % (path, exc.strerror),
+            raise ConfigProblem('%s %s cannot be read: %s; nothing was changed' % (option, path, exc.strerror),
                                 path=path) from None
-        raise ConfigProblem('path %s is a symbolic link to %s that cannot be followed: %s; fix the link; nothing was '
-                            'changed' % (path, os.readlink(path), exc.strerror), path=path) from None
+        raise ConfigProblem('%s %s is a symbolic link to %s that cannot be followed: %s; fix the link; nothing was '
+                            'changed' % (option, path, os.readlink(path), exc.strerror), path=path) from None
     if stat.S_ISDIR(info.st_mode):
-        raise ConfigProblem('path %s%s is a directory; give the path of the daemon configuration file' % (path, link),
-                            path=path)
+        raise ConfigProblem('%s %s%s is a directory; give the path of the daemon configuration file'
+                            % (option, path, link), path=path)
     if not stat.S_ISREG(info.st_mode):
-        raise ConfigProblem('path %s%s is not a regular file (it is a %s); give the path of the daemon configuration '
-                            'file' % (path, link, _file_kind(info.st_mode)), path=path)
-    if info.st_nlink > 1:
+        raise ConfigProblem('%s %s%s is not a regular file (it is a %s); give the path of the daemon configuration '
+                            'file' % (option, path, link, _file_kind(info.st_mode)), path=path)
+    if writing and info.st_nlink > 1:
         raise ConfigProblem('%s%s has %d hard links: an atomic write replaces one name and leaves the others with '
                             'the old content; make it a single file (or a symbolic link) first; nothing was changed'
                             % (path, link, info.st_nlink), path=path)
@@ -139,11 +141,12 @@ def read_bounded(path: str, limit: int) -> bytes | None:
         return None
 
 
-def read_config(path: str) -> tuple[str, str | None]:
+def read_config(path: str, option: str = 'path', writing: bool = True) -> tuple[str, str | None]:
     """(the file a write goes to, its text or None when there is none yet):
     config_file's refusals, and a file that grew past the limit or is not
-    UTF-8 is refused too, naming path."""
-    real, info = config_file(path)
+    UTF-8 is refused too, naming path. The text is as stored (line breaks
+    not translated)."""
+    real, info = config_file(path, option, writing)
     if info is None:
         return real, None
     data = read_bounded(real, MAX_CONFIG_BYTES)
@@ -158,6 +161,12 @@ def read_config(path: str) -> tuple[str, str | None]:
         raise ConfigProblem('%s is not UTF-8 text (byte 0x%02x at offset %d); dockerd reads daemon.json as UTF-8 '
                             'JSON: fix or remove the file, nothing was changed'
                             % (path, data[exc.start], exc.start), path=path) from None
+
+
+def config_text(path: str, option: str = 'daemon_config') -> str | None:
+    """daemon.json's text for a module that only reads it (None: no file): read_config's refusals as
+    ConfigProblem naming the option, but a file with other hard links is fine and a dangling link is no file."""
+    return read_config(path, option, writing=False)[1]
 
 
 def write_config(module: t.Any, path: str, real: str, text: str, backup: bool, changes: Changes) -> str | None:

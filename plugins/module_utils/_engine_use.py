@@ -21,6 +21,7 @@ import typing as t
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError, read_text
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
+from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_json import config_text
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils._processes import cmdline
@@ -69,7 +70,7 @@ def read_processes(proc_root: str = '/proc') -> list[tuple[int, str, list[str]]]
     return found
 
 
-def dockerd_data_root(argv: list[str], read: t.Callable[[str], str | None] = read_text) -> str:
+def dockerd_data_root(argv: list[str], read: t.Callable[[str], str | None] = config_text) -> str:
     """The data root of a running dockerd: its --data-root flag, else
     data-root in its --config-file (default /etc/docker/daemon.json), else
     /var/lib/docker."""

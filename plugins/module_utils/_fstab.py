@@ -70,12 +70,25 @@ class Entry:
 
 
 class Line:
-    """One line of the file: its text without the line break, and the entry
-    it holds (None for comments, blank and malformed lines)."""
+    """One line of the file: its text without the line break, the entry it
+    holds (None for comments, blank and malformed lines) and its line break
+    as the file has it (``\\n``, ``\\r\\n``; a new line gets ``\\n``)."""
 
-    def __init__(self, text: str, entry: Entry | None) -> None:
+    def __init__(self, text: str, entry: Entry | None, end: str = '\n') -> None:
         self.text = text
         self.entry = entry
+        self.end = end
+
+
+def split_lines(text: str) -> list[tuple[str, str]]:
+    """(text, line break) of each line; only ``\\n`` ends a line, a ``\\r``
+    before it belongs to the break, and a last line without one gets ``\\n``
+    (the file is written with it)."""
+    lines = []
+    for chunk in re.findall(r'[^\n]*\n|[^\n]+$', text):
+        body = chunk[:-2] if chunk.endswith('\r\n') else chunk.rstrip('\n')
+        lines.append((body, chunk[len(body):] or '\n'))
+    return lines
 
 
 def parse_line(text: str) -> Entry | None:
@@ -103,7 +116,9 @@ class Fstab:
         self.existed = text is not None
         text = text or ''
         self.trailing_newline = text.endswith('\n') or not text
-        self.lines = [Line(raw, parse_line(raw)) for raw in text.splitlines()]
+        self.lines = [Line(raw, parse_line(raw), end) for raw, end in split_lines(text)]
+        # a line the module adds ends as the file's lines do
+        self.newline = '\r\n' if self.lines and all(line.end == '\r\n' for line in self.lines) else '\n'
 
     def entries(self) -> list[Entry]:
         return [line.entry for line in self.lines if line.entry is not None]
@@ -134,7 +149,7 @@ class Fstab:
         if len(found) == 1 and same(t.cast(Entry, self.lines[found[0]].entry), wanted):
             return False
         if found:
-            self.lines[found[0]] = Line(wanted.render(), wanted)
+            self.lines[found[0]] = Line(wanted.render(), wanted, self.lines[found[0]].end)
             for index in reversed(found[1:]):
                 del self.lines[index]
             return True
@@ -143,7 +158,7 @@ class Fstab:
             before_me = self.index_of(after)
             if before_me:
                 position = max(position, before_me[-1] + 1)
-        self.lines.insert(position, Line(wanted.render(), wanted))
+        self.lines.insert(position, Line(wanted.render(), wanted, self.newline))
         return True
 
     def keep_after(self, target: str, after: str) -> bool:
@@ -161,8 +176,7 @@ class Fstab:
     def render(self) -> str:
         if not self.lines:
             return ''
-        text = '\n'.join(line.text for line in self.lines)
-        return text + '\n'
+        return ''.join(line.text + line.end for line in self.lines)
 
 
 def same_entry(existing: Entry, wanted: Entry) -> bool:

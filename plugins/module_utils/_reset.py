@@ -32,9 +32,9 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
     Differences,
     HostprepError,
     changes_of,
-    read_text,
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
+from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_json import config_text
 from ansible_collections.hostprep.container_host.plugins.module_utils import _data_root_layout as _layout
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
@@ -56,7 +56,7 @@ NOTHING = 'nothing was changed'
 # ---- which data root the engine is configured with -----------------------------
 
 def configured_data_root(daemon_config: str, flags: list[_daemon_config.FlagUse],
-                         read: t.Callable[[str], str | None] = read_text) -> tuple[str, str]:
+                         read: t.Callable[[str], str | None] = config_text) -> tuple[str, str]:
     """(the data root dockerd would use, where that is set). dockerd's
     --config-file flag names the daemon.json to read; a data root set both
     as a flag and in daemon.json to different paths is refused (dockerd

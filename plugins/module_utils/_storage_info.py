@@ -30,6 +30,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
     read_text,
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config, _engine, _lvm
+from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_json import config_text
 from ansible_collections.hostprep.container_host.plugins.module_utils._data_root_layout import DRIVER_DIRS
 from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import parse_engine_size
 
@@ -448,7 +449,7 @@ def gather(module: t.Any, engine: Engine | None) -> tuple[dict[str, t.Any], list
 
     config: dict[str, t.Any] = {}
     try:
-        parsed, parse_warnings = _daemon_config.parse_config(read_text(params['daemon_config']),
+        parsed, parse_warnings = _daemon_config.parse_config(config_text(params['daemon_config']),
                                                              params['daemon_config'])
         warnings.extend(parse_warnings)
         config = parsed or {}

@@ -32,7 +32,11 @@ description:
   - When a write fails (a read-only file, an immutable directory, a full disk), the files written before it in the
     same run are put back byte for byte, mode and owner kept, or removed when the run created them, so containerd and
     dockerd never see half a configuration; the failure lists RV(changes_made) and RV(changes_restored).
-  - Refuses a O(containerd_config), O(drop_in) or O(daemon_config) that is a symbolic link, a directory or not UTF-8.
+  - Refuses a O(containerd_config) or O(drop_in) that is a symbolic link, a directory or not UTF-8. O(daemon_config) is
+    read and written as M(hostprep.container_host.docker_daemon_config) does it, through a symbolic link to the file it
+    names (the link stays); a dangling link, a directory, a file with other hard links or one that is not UTF-8 is
+    refused.
+  - Lines of O(containerd_config) that the module does not change keep their bytes, line breaks (CRLF) included.
 author:
   - hostprep.container_host maintainers (@hostprep)
 options:

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from ansible_collections.hostprep.container_host.plugins.module_utils import _common
 from ansible_collections.hostprep.container_host.plugins.module_utils import _fstab
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'btrfs')
@@ -65,6 +66,23 @@ def test_missing_trailing_newline_and_missing_file():
     assert changed and new == text + '\n' + ADDED
     assert _fstab.ensure_entries(None, [BTRFS, BIND]) == (ADDED, True)
     assert _fstab.ensure_entries('', [BTRFS, BIND]) == (ADDED, True)
+
+
+def test_crlf_lines_stay_byte_for_byte(tmp_path):
+    """An fstab written on Windows (CRLF), read through read_text as stored: every line the module does not
+    change keeps its bytes, a replaced line keeps its line break and added lines end as the file's lines do."""
+    path = tmp_path / 'fstab'
+    path.write_bytes(fixture('fstab_debian12').replace('\n', '\r\n').encode())
+    text = _common.read_text(str(path))
+    assert text.encode() == path.read_bytes()
+    new, changed = _fstab.ensure_entries(text, [BTRFS, BIND])
+    assert changed and new == text + ADDED.replace('\n', '\r\n')
+    assert _fstab.ensure_entries(new, [BTRFS, BIND]) == (new, False)
+    moved = _fstab.Entry('/dev/vdc', '/media/cdrom0', 'udf,iso9660', ['user', 'noauto'])
+    replaced, changed = _fstab.ensure_entries(text, [moved])
+    assert changed and replaced.count('\r\n') == text.count('\r\n') and '\n/dev/vdc /media/cdrom0 ' in replaced
+    mixed = 'LABEL=a / ext4 defaults 0 1\r\n/dev/vdb /data xfs noatime 0 2\n'
+    assert _fstab.ensure_entries(mixed, [BTRFS])[0] == mixed + ADDED.splitlines(True)[0]
 
 
 def test_equivalent_options_are_no_change():
