@@ -30,6 +30,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 from ansible_collections.hostprep.container_host.plugins.module_utils import _blockdev
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
 from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_json import config_text
+from ansible_collections.hostprep.container_host.plugins.module_utils._dockerd_flags import read_flags
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _fstab
@@ -165,12 +166,7 @@ def detect_layer_root(module: t.Any, daemon_config: str) -> tuple[str, bool, str
     """layer_root() for this host: daemon.json, dockerd flags in the systemd
     unit and environment files, and the installed engine's version."""
     config, dummy_warnings = _daemon_config.parse_config(config_text(daemon_config), daemon_config)
-    files = {}
-    for path in _daemon_config.expand_sources(list(_daemon_config.DEFAULT_FLAGS_SOURCES)):
-        text = read_text(path)
-        if text is not None:
-            files[path] = text
-    flags = _daemon_config.scan_flag_sources(files)
+    flags = read_flags(list(_daemon_config.DEFAULT_FLAGS_SOURCES))
     engine = _engine.engine_facts(module)
     version = engine.version if engine else None
     root, containerd = layer_root(version, config or {}, flags)

@@ -46,7 +46,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_json
-from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_config import _read_sources
+from ansible_collections.hostprep.container_host.plugins.module_utils._dockerd_flags import read_flags
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 
 DEFAULT_CONFIG = '/etc/containerd/config.toml'
@@ -426,7 +426,7 @@ def configure(module: t.Any) -> dict[str, t.Any]:
                                                         'features': {'containerd-snapshotter': True}})
     daemon_changed = daemon_text is None or not _daemon_config.same(daemon_before, daemon_after)
     if daemon_changed:
-        uses = _daemon_config.scan_flag_sources(_read_sources(_daemon_config.DEFAULT_FLAGS_SOURCES))
+        uses = read_flags(_daemon_config.DEFAULT_FLAGS_SOURCES)
         conflicts = _daemon_config.find_conflicts(daemon_after, uses)
         if conflicts:
             raise HostprepError(_daemon_config.conflict_message(daemon_path, conflicts),

@@ -702,7 +702,7 @@ class Benchmark:
             last = after
         return last
 
-    def execute(self, phases: list[tuple[str, bool]]) -> dict[str, t.Any]:
+    def run_phases(self, phases: list[tuple[str, bool]]) -> dict[str, t.Any]:
         """Run the phases; returns memory figures of the detached phase."""
         last = self.measure()
         memory: dict[str, t.Any] = {}
@@ -829,7 +829,7 @@ def run_benchmark(module: t.Any, client: t.Any, mount_facts: t.Callable[[str], d
         try:
             result['image'] = bench.prepare_image()
             bench_start = time.monotonic()
-            memory = bench.execute(phases)
+            memory = bench.run_phases(phases)
             bench_seconds = time.monotonic() - bench_start
         except HostprepError as exc:
             failure = exc

@@ -54,6 +54,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._dockerd_f
     expand_sources,
     find_conflicts,
     parse_flags,
+    read_flags,
     read_sources,
     scan_env,
     scan_flag_sources,
@@ -82,9 +83,6 @@ __all__ = [
     'DRIVER_OPTIONS', 'OPTION_PREFIX', 'SIZE_OPTIONS', 'HostProbe', 'Probe', 'check_storage', 'data_root_of',
     'driver_of_option', 'parse_storage_opts', 'manage', 'wanted_config',
 ]
-
-#: the name _containerd.py imports
-_read_sources = read_sources
 
 
 def wanted_config(current: dict[str, t.Any], params: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -129,7 +127,7 @@ def manage(module: t.Any) -> dict[str, t.Any]:
         raise HostprepError('flags_sources %s: give absolute paths or patterns of the files that start dockerd '
                             '(a relative one would be looked up in the module\'s temporary directory and find '
                             'nothing)' % ', '.join(relative), flags_sources=relative)
-    flag_uses = scan_flag_sources(read_sources(params['flags_sources'], warnings))
+    flag_uses = read_flags(params['flags_sources'], warnings)
     conflicts = find_conflicts(after, flag_uses)
     engine = None
     if changed:

@@ -6,8 +6,9 @@
 
 Find the flags dockerd is started with in systemd units, drop-ins and
 environment files, map them to the daemon.json keys they set, and find keys
-set in both places (dockerd refuses to start then). Everything but
-``read_sources()`` is a pure function.
+set in both places (dockerd refuses to start then). ``expand_sources()``,
+``read_sources()`` and ``read_flags()`` look at the file system; the
+parsers and the conflict checks are pure functions.
 """
 
 from __future__ import annotations
@@ -272,3 +273,9 @@ def read_sources(patterns: list[str], warnings: list[str] | None = None) -> dict
             continue
         files[path] = data.decode('utf-8', errors='replace')
     return files
+
+
+def read_flags(patterns: list[str], warnings: list[str] | None = None) -> list[FlagUse]:
+    """The dockerd flags set in the unit and environment files the patterns name (read_sources, then
+    scan_flag_sources)."""
+    return scan_flag_sources(read_sources(patterns, warnings))

@@ -35,6 +35,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
 from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_json import config_text
+from ansible_collections.hostprep.container_host.plugins.module_utils._dockerd_flags import read_flags
 from ansible_collections.hostprep.container_host.plugins.module_utils import _data_root_layout as _layout
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine_use
@@ -290,7 +291,7 @@ def prove_data_root(module: t.Any, data_root: str) -> Proof:
     problem = system_directory_problem(data_root, real) or existence_problem(data_root, real)
     if problem:
         raise HostprepError(problem, data_root=data_root)
-    flags = _daemon_config.scan_flag_sources(_daemon_config._read_sources(params['flags_sources']))  # pylint: disable=protected-access
+    flags = read_flags(params['flags_sources'])
     configured, where = configured_data_root(params['daemon_config'], flags)
     configured_real = os.path.realpath(configured)
     problem = (system_directory_problem(configured, configured_real)

@@ -31,6 +31,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config, _engine, _lvm
 from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_json import config_text
+from ansible_collections.hostprep.container_host.plugins.module_utils._dockerd_flags import read_flags
 from ansible_collections.hostprep.container_host.plugins.module_utils._data_root_layout import DRIVER_DIRS
 from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import parse_engine_size
 
@@ -395,13 +396,6 @@ class SdkEngine(Engine):
                 client.close()
 
 
-def _read_flags(patterns: list[str]) -> list[_daemon_config.FlagUse]:
-    files = {}
-    for path in _daemon_config.expand_sources(patterns):
-        text = read_text(path)
-        if text is not None:
-            files[path] = text
-    return _daemon_config.scan_flag_sources(files)
 
 
 def _thinpool(module: t.Any, device: str, warnings: list[str]) -> dict[str, t.Any] | None:
@@ -456,7 +450,7 @@ def gather(module: t.Any, engine: Engine | None) -> tuple[dict[str, t.Any], list
     except HostprepError as exc:
         warnings.append(exc.msg.replace('fix or remove the file, nothing was changed',
                                         'dockerd will not start with it; its settings are ignored here'))
-    flags = _read_flags(params['flags_sources'])
+    flags = read_flags(params['flags_sources'], warnings)
     for use in flags:
         if use.flag == 'config-file' and use.value and \
                 os.path.abspath(use.value) != os.path.abspath(params['daemon_config']):

@@ -299,7 +299,6 @@ def test_old_names_stay_importable_from_daemon_config():
     """_containerd, _btrfs, _engine_use, _storage_info and the modules import these from _daemon_config."""
     for name in dc.__all__:
         assert hasattr(dc, name), name
-    assert dc._read_sources is df.read_sources  # pylint: disable=protected-access
     assert dc.parse_config is dj.parse_config and dc.FlagUse is df.FlagUse and dc.data_root_of is sk.data_root_of
 
 
