@@ -21,15 +21,14 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import tomllib
 import uuid
 
 import pytest
 
-from conftest import require
-from dockerd import loop_filesystem, stop_popen
+from conftest import workdir_fixture
+from tests.lab.dockerd import loop_filesystem, stop_popen
 
 MODULE = 'hostprep.container_host.containerd_snapshotter'
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'unit', 'fixtures', 'containerd')
@@ -37,13 +36,7 @@ DAEMON_JSON = '{\n  "log-level": "warn",\n  "features": {"buildkit": true}\n}\n'
 PLUGIN = 'io.containerd.snapshotter.v1.btrfs'
 
 
-@pytest.fixture(scope='module')
-def workdir():
-    for tool in ('containerd', 'ctr', 'dockerd', 'losetup', 'mkfs.btrfs', 'findmnt'):
-        require(shutil.which(tool) is not None, tool)
-    path = tempfile.mkdtemp(prefix='hp-ctd-')
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+workdir = workdir_fixture('hp-ctd', ('containerd', 'ctr', 'dockerd', 'losetup', 'mkfs.btrfs', 'findmnt'))
 
 
 @pytest.fixture(scope='module')

@@ -12,35 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
 import pytest
 
-from conftest import require
-from dockerd import DockerdFailed, PrivateDockerd, import_busybox, loop_filesystem, read_bytes
+from conftest import filesystems_fixture, require, workdir_fixture
+from tests.lab.dockerd import DockerdFailed, PrivateDockerd, import_busybox, read_bytes
 
 MODULE = 'hostprep.container_host.docker_daemon_config'
 ORIGINAL = '{\n  "log-level": "warn",\n    "labels": ["hostprep=test"] ,"max-concurrent-downloads": 2\n}\n'
 
 
-@pytest.fixture(scope='module')
-def workdir():
-    for tool in ('dockerd', 'containerd', 'runc', 'losetup', 'findmnt', 'mkfs.xfs', 'mkfs.btrfs', 'mkfs.ext4',
-                 'busybox'):
-        require(shutil.which(tool) is not None, tool)
-    path = tempfile.mkdtemp(prefix='hp-ddc-')
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope='module')
-def fs(workdir):
-    """btrfs, XFS (ftype=1) and ext4 on loop devices, torn down in all cases."""
-    with loop_filesystem(workdir, 'btrfs') as btrfs, \
-            loop_filesystem(workdir, 'xfs') as xfs, \
-            loop_filesystem(workdir, 'ext4') as ext4:
-        yield {'btrfs': btrfs, 'xfs': xfs, 'ext4': ext4}
+workdir = workdir_fixture('hp-ddc', ('dockerd', 'containerd', 'runc', 'losetup', 'findmnt', 'mkfs.xfs', 'mkfs.btrfs',
+                                     'mkfs.ext4', 'busybox'))
+fs = filesystems_fixture(btrfs=None, xfs=None, ext4=None)
 
 
 def setup_case(workdir: str, name: str, data_root: str, content: str | None = ORIGINAL):

@@ -16,7 +16,7 @@ import tempfile
 import pytest
 
 from conftest import require
-from dockerd import PrivateDockerd, import_busybox, loop_filesystem
+from tests.lab.dockerd import PrivateDockerd, import_busybox, loop_filesystem
 
 MODULE = 'hostprep.container_host.docker_images_archive'
 

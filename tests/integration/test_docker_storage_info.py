@@ -13,34 +13,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 
-import pytest
-
-from conftest import require
-from dockerd import PrivateDockerd, import_busybox, loop_filesystem
+from conftest import filesystems_fixture, workdir_fixture
+from tests.lab.dockerd import PrivateDockerd, import_busybox
 
 MODULE = 'hostprep.container_host.docker_storage_info'
 CASES = [('btrfs', 'btrfs'), ('overlay2', 'ext4'), ('vfs', 'ext4')]
 
 
-@pytest.fixture(scope='module')
-def workdir():
-    for tool in ('dockerd', 'containerd', 'runc', 'losetup', 'findmnt', 'mkfs.btrfs', 'mkfs.ext4', 'busybox',
-                 'docker'):
-        require(shutil.which(tool) is not None, tool)
-    path = tempfile.mkdtemp(prefix='hp-dsi-')
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope='module')
-def fs(workdir):
-    with loop_filesystem(workdir, 'btrfs') as btrfs, loop_filesystem(workdir, 'ext4', size_mb=256) as ext4:
-        yield {'btrfs': btrfs, 'ext4': ext4}
+workdir = workdir_fixture('hp-dsi', ('dockerd', 'containerd', 'runc', 'losetup', 'findmnt', 'mkfs.btrfs', 'mkfs.ext4',
+                                     'busybox', 'docker'))
+fs = filesystems_fixture(btrfs=None, ext4=256)
 
 
 def tree(path: str) -> list[str]:

@@ -14,11 +14,10 @@ import sys
 
 import pytest
 
+from tests.lab.vm import vm
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 VM_DIR = os.path.join(HERE, '..', 'lab', 'vm')
-sys.path.insert(0, VM_DIR)
-
-import vm  # noqa: E402  pylint: disable=wrong-import-position
 
 VM = os.path.join(VM_DIR, 'vm.py')
 BUILD = os.path.join(VM_DIR, 'build_image.py')

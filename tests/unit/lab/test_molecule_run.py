@@ -3,12 +3,10 @@
 devicemapper_loop run whose verify failed (fixtures/molecule/)."""
 
 import os
-import sys
+
+from tests.lab.vm import molecule_run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', '..', 'lab', 'vm'))
-
-import molecule_run  # noqa: E402  pylint: disable=wrong-import-position
 
 FIXTURE = os.path.join(HERE, '..', 'fixtures', 'molecule', 'devicemapper_loop.log')
 

@@ -2,16 +2,11 @@
 """hack/vendor_collections.py on a wheel laid out like PyPI's `ansible` package."""
 
 import json
-import os
-import sys
 import zipfile
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', '..', '..', 'hack'))
-
-import vendor_collections  # noqa: E402  pylint: disable=wrong-import-position
+from hack import vendor_collections
 
 
 def bundle(path, versions):
