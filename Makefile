@@ -98,6 +98,10 @@ test: deps
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory units
 	$(MAKE) --no-print-directory lint
+	# What a user installs (mk/release.mk): the tarball, the install without Galaxy, the changelog, the EE context;
+	# then sanity and units on ansible-core 2.16, 2.17 and 2.18 (requires_ansible >=2.16).
+	$(MAKE) --no-print-directory release-check
+	$(MAKE) --no-print-directory core-versions
 	$(MAKE) --no-print-directory integration
 	# The VM lab's molecule scenarios (mk/vm.mk): LVM, devicemapper, Engine 26, reboots.
 	$(MAKE) --no-print-directory test-vm VM_SCENARIOS="$(TEST_VM_SCENARIOS)"
@@ -106,15 +110,15 @@ test: deps
 DEMO_PREFIX ?= hpdemo
 # The main job against a disposable VM of the lab (builds or reuses the image; about 9 minutes under TCG).
 demo: deps vm-apt
-	@$(BIN)/python hack/demo_vm.py $(DEMO_ARGS)
+	@$(BIN)/python -m hack.demo_vm $(DEMO_ARGS)
 
 # The quick demo on this host: a netns lab and private dockerds (about 90 s; no device-mapper needed).
 demo-netns: deps
-	@$(BIN)/python hack/demo.py --prefix $(DEMO_PREFIX)
+	@$(BIN)/python -m hack.demo --prefix $(DEMO_PREFIX)
 
 demo-down: deps
-	@$(BIN)/python hack/demo_vm.py --down
-	$(BIN)/python tests/lab/netns_lab.py down $(DEMO_PREFIX)
+	@$(BIN)/python -m hack.demo_vm --down
+	$(BIN)/python -m tests.lab.netns_lab down $(DEMO_PREFIX)
 
 bench: deps
 	@$(BIN)/python bench/run_all.py

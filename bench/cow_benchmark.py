@@ -30,17 +30,13 @@ import sys
 import tempfile
 import time
 
-import yaml
+from tests.lab import ROOT
+from tests.lab.dockerd import PrivateDockerd, loop_filesystem
+from tests.lab.playbook import Ansible
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
-sys.path.insert(0, os.path.join(ROOT, '.build', 'link'))
-from dockerd import PrivateDockerd, loop_filesystem  # noqa: E402  pylint: disable=wrong-import-position
-# pylint: disable=wrong-import-position
-from ansible_collections.hostprep.container_host.plugins.module_utils._cow_benchmark import busybox_tar  # noqa: E402
-from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import format_size  # noqa: E402
+from ansible_collections.hostprep.container_host.plugins.module_utils._cow_benchmark import busybox_tar
+from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import format_size
 
-BIN = os.path.dirname(sys.executable)
 BACKENDS = [('btrfs', 'btrfs', 'btrfs'), ('overlay2 on XFS', 'xfs', 'overlay2'),
             ('overlay2 on ext4', 'ext4', 'overlay2'), ('vfs on ext4', 'ext4', 'vfs')]
 
@@ -69,28 +65,13 @@ done
 
 
 def run_module(workdir: str, engine: PrivateDockerd, count: int) -> dict:
-    play = os.path.join(workdir, 'play.yml')
-    with open(play, 'w', encoding='utf-8') as handle:
-        yaml.safe_dump([{'hosts': 'all', 'gather_facts': False, 'tasks': [{
-            'name': 'bench', 'hostprep.container_host.docker_cow_benchmark': {
-                'docker_host': engine.base_url, 'count': count, 'write_size': '64K'}}]}], handle)
-    inventory = os.path.join(workdir, 'inv.yml')
-    with open(inventory, 'w', encoding='utf-8') as handle:
-        yaml.safe_dump({'all': {'hosts': {'bench': {'ansible_connection': 'local',
-                                                    'ansible_python_interpreter': sys.executable}}}}, handle)
-    log = os.path.join(workdir, 'log.jsonl')
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.build', 'link'),
-               ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'tests', 'integration', 'callback_plugins'),
-               ANSIBLE_CALLBACKS_ENABLED='hostprep_results', HOSTPREP_RESULT_LOG=log, ANSIBLE_NOCOLOR='1')
+    """The module through ansible-playbook (one task); its result and the playbook's wall time."""
     start = time.monotonic()
-    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', inventory, play], env=env,
-                          capture_output=True, text=True, check=False)
+    result = Ansible(workdir).module('hostprep.container_host.docker_cow_benchmark', {
+        'docker_host': engine.base_url, 'count': count, 'write_size': '64K'})
     wall = time.monotonic() - start
-    if proc.returncode != 0:
-        raise RuntimeError('module run failed:\n%s' % proc.stdout[-3000:])
-    with open(log, encoding='utf-8') as handle:
-        records = [json.loads(line) for line in handle if line.strip()]
-    result = [r for r in records if r['task'] == 'bench'][0]['result']
+    if result['failed']:
+        raise RuntimeError('module run failed: %s' % result.get('msg'))
     result['playbook_wall'] = wall
     return result
 

@@ -1,8 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark of docker_storage_info against a private dockerd (on demand).
 
-A private dockerd (overlay2 on a loop-mounted ext4, tests/integration/
-dockerd.py) is filled step by step to 0, 100 and 1000 images plus as many
+A private dockerd (overlay2 on a loop-mounted ext4, tests/lab/dockerd.py) is filled step by step to 0, 100 and 1000 images plus as many
 containers (created, not started). Images are made cheaply: one
 ``docker load`` of an archive holding N image configs that share busybox's
 one layer. At each step, with 3 repetitions and the median taken:
@@ -15,7 +14,7 @@ Prints a Markdown table, the growth of the time per object from one step
 to the next (at most linear means a ratio of the per-object cost near 1 or
 below), and writes the figures to bench/results/.
 
-    .venv/bin/python bench/docker_storage_info.py [--counts 0,100,1000] [--reps 3]
+    .venv/bin/python -m bench.docker_storage_info [--counts 0,100,1000] [--reps 3]
 """
 
 from __future__ import annotations
@@ -35,17 +34,15 @@ import tarfile
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
-sys.path.insert(0, os.path.join(ROOT, '.build', 'link'))
-from dockerd import PrivateDockerd, loop_filesystem  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.hostprep.container_host.plugins.module_utils._cow_benchmark import busybox_tar  # noqa: E402  pylint: disable=wrong-import-position
+from tests.lab import LINKROOT, ROOT
+from tests.lab.dockerd import PrivateDockerd, loop_filesystem
+from tests.lab.playbook import Ansible
 
-BIN = os.path.dirname(sys.executable)
-LINKROOT = os.path.join(ROOT, '.build', 'link')
+from ansible_collections.hostprep.container_host.plugins.module_utils._cow_benchmark import busybox_tar
+
 MODULE_FILE = os.path.join(ROOT, 'plugins', 'modules', 'docker_storage_info.py')
-ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=LINKROOT, ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false',
-           ANSIBLE_NOCOLOR='1', PYTHONPATH=LINKROOT)
+# the module runs as its own process, importing its module_utils from the collection
+ENV = dict(os.environ, PYTHONPATH=LINKROOT)
 APPLETS = ('sh', 'true', 'echo', 'cat', 'ls')
 
 
@@ -115,18 +112,14 @@ def run_module(engine: PrivateDockerd, workdir: str) -> tuple[float, dict]:
 
 
 def run_playbook(engine: PrivateDockerd, workdir: str) -> float:
-    play = os.path.join(workdir, 'play.yml')
-    with open(play, 'w', encoding='utf-8') as handle:
-        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [{
-            'hostprep.container_host.docker_storage_info': {
-                'docker_host': engine.base_url, 'flags_sources': [], 'timeout': 600,
-                'daemon_config': os.path.join(workdir, 'none.json')}}]}], handle)
-    inventory = os.path.join(workdir, 'inventory.ini')
-    with open(inventory, 'w', encoding='utf-8') as handle:
-        handle.write('localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable)
-    wall, proc = timed([os.path.join(BIN, 'ansible-playbook'), '-i', inventory, play])
-    if proc.returncode != 0:
-        raise RuntimeError('ansible-playbook failed: %s' % proc.stdout[-3000:])
+    """The module as one task of an ansible-playbook run: its wall time."""
+    start = time.monotonic()
+    result = Ansible(workdir).module('hostprep.container_host.docker_storage_info', {
+        'docker_host': engine.base_url, 'flags_sources': [], 'timeout': 600,
+        'daemon_config': os.path.join(workdir, 'none.json')})
+    wall = time.monotonic() - start
+    if result['failed']:
+        raise RuntimeError('docker_storage_info failed: %s' % result.get('msg'))
     return wall
 
 

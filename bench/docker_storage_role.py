@@ -2,7 +2,7 @@
 """Benchmark of the docker_storage role: converge and second-run wall time per backend.
 
 On this machine, with a real private dockerd that the role stops and starts
-through the command service manager (tests/integration/files/private_dockerd.py),
+through the command service manager (tests/lab/private_dockerd.py),
 for each of:
   overlay2 on XFS, overlay2 on ext4 (data root on a loop-backed filesystem;
   the engine starts without storage-driver, so converge writes daemon.json
@@ -13,7 +13,7 @@ Each case: converge (ansible-playbook playbooks/docker_storage.yml), then the
 second run, which must report 0 changed. Prints a Markdown table and writes the
 raw figures to bench/results/docker_storage_role.json.
 
-    .venv/bin/python bench/docker_storage_role.py [--repeat N]
+    .venv/bin/python -m bench.docker_storage_role [--repeat N]
 """
 
 from __future__ import annotations
@@ -30,15 +30,13 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab'))
+# The engine and the playbook runner are the ones the integration tests use.
+from tests.lab import ROOT
+from tests.lab.dockerd import import_busybox, loop_filesystem, raw_loop_device, unmount_all
+from tests.lab.playbook import Ansible
+from tests.lab.private_dockerd import Engine
 
-# The test module's Engine and playbook runner are the ones the integration tests use.
-from conftest import Ansible  # noqa: E402  pylint: disable=wrong-import-position
-from dockerd import import_busybox, loop_filesystem, unmount_all  # noqa: E402  pylint: disable=wrong-import-position
-from dockerd import raw_loop_device  # noqa: E402  pylint: disable=wrong-import-position
-from storage_role import PLAYBOOK, Engine  # noqa: E402  pylint: disable=wrong-import-position
+PLAYBOOK = os.path.join(ROOT, 'playbooks', 'docker_storage.yml')
 
 CASES = [
     ('overlay2 on xfs', 'xfs', 'overlay2'),

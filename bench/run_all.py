@@ -1,16 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Run every benchmark under bench/ (on demand: `make bench`)."""
+"""Run every benchmark under bench/ (on demand: `make bench`, or ``python -m bench.run_all``)."""
 
-import os
 import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHES = ['storage_network.py', 'cow_benchmark.py', 'docker_storage_info.py', 'docker_storage_role.py']
+from tests.lab import ROOT
+
+BENCHES = ['storage_network', 'cow_benchmark', 'docker_storage_info', 'docker_storage_role']
 
 if __name__ == '__main__':
     rc = 0
     for bench in BENCHES:
-        print('==> bench/%s' % bench, flush=True)
-        rc |= subprocess.call([sys.executable, os.path.join(HERE, bench)] + sys.argv[1:])
+        print('==> bench/%s.py' % bench, flush=True)
+        rc |= subprocess.call([sys.executable, '-m', 'bench.' + bench] + sys.argv[1:], cwd=ROOT)
     sys.exit(rc)

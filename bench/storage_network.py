@@ -25,22 +25,18 @@ import sys
 import tempfile
 import time
 
-import yaml
 from pyroute2 import NetNS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab'))
-from netns_lab import Lab  # noqa: E402  pylint: disable=wrong-import-position
+from tests.lab import LINKROOT, ROOT, playbook
+from tests.lab.netns_lab import Lab
+from tests.lab.playbook import local_host, write_yaml
 
-BIN = os.path.dirname(sys.executable)
 PY = sys.executable
-ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.build', 'link'),
-           ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'tests', 'integration', 'callback_plugins'),
-           ANSIBLE_CALLBACKS_ENABLED='hostprep_results', ANSIBLE_NOCOLOR='1')
+# the probe process imports the collection's path-MTU engine
+ENV = dict(os.environ, PYTHONPATH=LINKROOT)
 
 PROBE_SNIPPET = r'''
 import json, sys, time
-sys.path.insert(0, %(link)r)
 from ansible_collections.hostprep.container_host.plugins.module_utils import _pmtu
 start = time.monotonic()
 rep = _pmtu.measure(sys.argv[1], int(sys.argv[2]), timeout=1.0)
@@ -66,7 +62,7 @@ def bench_vs_tracepath(info: dict, reps: int) -> dict:
     target = info['targets']['t1500']['v4']
     rows = {'module_engine': [], 'tracepath': []}
     with tempfile.NamedTemporaryFile('w', suffix='.py', delete=False) as handle:
-        handle.write(PROBE_SNIPPET % {'link': os.path.join(ROOT, '.build', 'link')})
+        handle.write(PROBE_SNIPPET)
         snippet = handle.name
     for dummy in range(reps):
         before = tx_packets(ns, 'eth0')
@@ -84,40 +80,14 @@ def bench_vs_tracepath(info: dict, reps: int) -> dict:
     return rows
 
 
-def write_playbook(workdir: str, name: str, plays: list) -> str:
-    path = os.path.join(workdir, name)
-    with open(path, 'w', encoding='utf-8') as handle:
-        yaml.safe_dump(plays, handle)
-    return path
-
-
-def run_playbook(workdir: str, inventory: dict, playbook: str, extra: dict | None = None,
+def run_playbook(workdir: str, inventory: dict, path: str, extra: dict | None = None,
                  forks: int = 10) -> dict:
-    inv = os.path.join(workdir, 'inv-%d.yml' % time.monotonic_ns())
-    with open(inv, 'w', encoding='utf-8') as handle:
-        yaml.safe_dump(inventory, handle)
+    inv = write_yaml(os.path.join(workdir, 'inv-%d.yml' % time.monotonic_ns()), inventory)
     log = os.path.join(workdir, 'log-%d.jsonl' % time.monotonic_ns())
-    env = dict(ENV, HOSTPREP_RESULT_LOG=log, ANSIBLE_FORKS=str(forks))
-    cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', inv, playbook]
-    if extra:
-        cmd += ['-e', json.dumps(extra)]
-    start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-    wall = time.monotonic() - start
-    records = []
-    if os.path.exists(log):
-        with open(log, encoding='utf-8') as handle:
-            records = [json.loads(line) for line in handle if line.strip()]
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:], proc.stderr[-2000:], file=sys.stderr)
-    return {'wall': wall, 'rc': proc.returncode, 'records': records,
-            'changed': sum(1 for r in records if r['status'] == 'changed')}
-
-
-def local_host(**hostvars) -> dict:
-    base = {'ansible_connection': 'local', 'ansible_become': False, 'ansible_python_interpreter': PY}
-    base.update(hostvars)
-    return base
+    run = playbook.run(path, inv, log, extra, forks=forks)
+    if run.rc != 0:
+        print(run.stdout[-5000:], file=sys.stderr)
+    return {'wall': run.seconds, 'rc': run.rc, 'records': run.records, 'changed': run.changed}
 
 
 def bench_targets(workdir: str, lab: Lab, info: dict, reps: int) -> dict:
@@ -132,7 +102,7 @@ def bench_targets(workdir: str, lab: Lab, info: dict, reps: int) -> dict:
             targets.append(addr)
     # interleave so 8 targets cover every path kind
     order = [targets[i + 8 * k] for i in range(8) for k in range(4)]
-    playbook = write_playbook(workdir, 'pmtu.yml', [{
+    play = write_yaml(os.path.join(workdir, 'pmtu.yml'), [{
         'name': 'path MTU', 'hosts': 'all', 'gather_facts': False,
         'tasks': [{'name': 'probe', 'hostprep.container_host.path_mtu_info': {
             'targets': '{{ bench_targets }}', 'expected_mtu': 9000, 'netns': info['host_ns'], 'timeout': 1.0}}]}])
@@ -140,7 +110,7 @@ def bench_targets(workdir: str, lab: Lab, info: dict, reps: int) -> dict:
     for count in (1, 8, 32):
         runs = []
         for dummy in range(reps):
-            res = run_playbook(workdir, {'all': {'hosts': {'lab': local_host()}}}, playbook,
+            res = run_playbook(workdir, {'all': {'hosts': {'lab': local_host(ansible_become=False)}}}, play,
                                {'bench_targets': order[:count]})
             module = [r for r in res['records'] if r['task'] == 'probe'][0]['result']
             runs.append({'wall': res['wall'], 'module_seconds': module['seconds'],
@@ -154,7 +124,7 @@ def role_inventory(info: dict, workdir: str, hosts: list[dict]) -> dict:
     inv = {'storage_hosts': {'hosts': {}}}
     for host in hosts:
         inv['storage_hosts']['hosts'][host['name']] = local_host(
-            storage_network_netns=host['netns'],
+            ansible_become=False, storage_network_netns=host['netns'],
             storage_network_links=[{'name': host['nic']}],
             storage_network_targets=[info['targets']['t9000']['v4']],
             storage_network_persist='none',
@@ -163,13 +133,13 @@ def role_inventory(info: dict, workdir: str, hosts: list[dict]) -> dict:
 
 
 def bench_role_and_fleet(workdir: str, info: dict, sizes: list[int]) -> dict:
-    playbook = os.path.join(ROOT, 'playbooks', 'storage_network.yml')
+    path = os.path.join(ROOT, 'playbooks', 'storage_network.yml')
     out = {}
     for size in sizes:
         hosts = info['fleet'][:size]
         inv = role_inventory(info, workdir, hosts)
-        first = run_playbook(workdir, inv, playbook, forks=10)
-        second = run_playbook(workdir, inv, playbook, forks=10)
+        first = run_playbook(workdir, inv, path, forks=10)
+        second = run_playbook(workdir, inv, path, forks=10)
         out[size] = {'first': first['wall'], 'first_rc': first['rc'], 'first_changed': first['changed'],
                      'second': second['wall'], 'second_rc': second['rc'], 'second_changed': second['changed']}
         # back to 1500 so the next size starts from the same state

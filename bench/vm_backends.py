@@ -10,7 +10,7 @@ report compares the four backends side by side (one "host" per backend).
 Read it against the host lab's table in docs/benchmarks.md (same benchmark,
 no emulation).
 
-    python bench/vm_backends.py [--count 5] [--only vm-btrfs,...] [--out DIR]
+    python -m bench.vm_backends [--count 5] [--only vm-btrfs,...] [--out DIR]
 
 Takes 4 to 6 minutes per backend under TCG (22 min for all four at count 5). Needs root, qemu and the
 lab images (`make vm-image VM_SUITES="bookworm trixie"`).
@@ -25,13 +25,10 @@ import platform
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, 'hack'))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab', 'vm'))
+from tests.lab import ROOT, playbook
+from tests.lab.vm import vm
 
-import playbook  # noqa: E402  pylint: disable=wrong-import-position
-import vm  # noqa: E402  pylint: disable=wrong-import-position
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 DISK1 = '/dev/disk/by-id/virtio-hostprep-disk1'
 CASES = [
@@ -65,16 +62,17 @@ def run_case(case: tuple, out: str, count: int) -> dict:
         inv = os.path.join(out, alias + '.json')
         write_inventory(inv, alias, state, hostvars)
         log = os.path.join(out, alias + '.jsonl')
-        rc, dummy, row['converge_s'] = playbook.run('docker_storage.yml', inv, {'hostprep_hosts': 'all'}, log,
-                                                    quiet_ok=True, env=ENV)
-        if rc:
+        run = playbook.run('docker_storage.yml', inv, log, {'hostprep_hosts': 'all'}, show=True, quiet_ok=True, env=ENV)
+        row['converge_s'] = run.seconds
+        if run.rc:
             raise SystemExit('%s: docker_storage failed' % alias)
-        rc, dummy, row['validate_s'] = playbook.run('validate.yml', inv, {
+        run = playbook.run('validate.yml', inv, log, {
             'hostprep_hosts': 'all', 'validate_count': count, 'validate_sleep_seconds': 300,
             'validate_report_dir': os.path.join(out, 'report'), 'validate_fail_on_limits': False,
-            'validate_report_title': 'Copy-on-write benchmark per backend in lab VMs (TCG)'}, log,
-            quiet_ok=True, env=ENV)
-        if rc:
+            'validate_report_title': 'Copy-on-write benchmark per backend in lab VMs (TCG)'},
+            show=True, quiet_ok=True, env=ENV)
+        row['validate_s'] = run.seconds
+        if run.rc:
             raise SystemExit('%s: validate failed' % alias)
     row['total_s'] = time.monotonic() - t0
     return row

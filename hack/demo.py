@@ -19,20 +19,18 @@ import json
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab'))
-
-from netns_lab import Lab, python_in  # noqa: E402  pylint: disable=wrong-import-position
-import demo_docker  # noqa: E402  pylint: disable=wrong-import-position
-import playbook  # noqa: E402  pylint: disable=wrong-import-position
+from hack import demo_docker
+from tests.lab import ROOT, playbook
+from tests.lab.netns_lab import Lab, python_in
 
 
 def banner(text: str) -> None:
     print('\n\033[1m==== %s\033[0m' % text, flush=True)
 
 
-def run_playbook(workdir: str, inventory: str, extra: dict, label: str) -> tuple[int, list[dict], float]:
-    return playbook.run('storage_network.yml', inventory, extra, os.path.join(workdir, 'results-%s.jsonl' % label))
+def run_playbook(workdir: str, inventory: str, extra: dict, label: str) -> playbook.PlaybookRun:
+    return playbook.run('storage_network.yml', inventory, os.path.join(workdir, 'results-%s.jsonl' % label), extra,
+                        show=True)
 
 
 def report_table(records: list[dict]) -> str:
@@ -87,17 +85,17 @@ def main() -> int:
         run_playbook(workdir, inventory, {'storage_network_verify_only': True, 'storage_network_targets': good,
                                           'storage_network_fail_on_mismatch': False}, 'drift')
         banner('2. converge: MTU 9000, PMTUD sysctls, persisted (ifupdown under %s)' % root)
-        rc, records, first = run_playbook(workdir, inventory, {'storage_network_targets': good}, 'converge')
-        if rc != 0:
+        first = run_playbook(workdir, inventory, {'storage_network_targets': good}, 'converge')
+        if first.rc != 0:
             print('converge failed', file=sys.stderr)
-            return rc
+            return first.rc
         banner('3. second run: nothing changes')
-        rc, records, second = run_playbook(workdir, inventory, {'storage_network_targets': good}, 'again')
-        changed = playbook.changed(records)
-        print('second run: %d changed, %.1f s (first run %.1f s)' % (changed, second, first))
+        second = run_playbook(workdir, inventory, {'storage_network_targets': good}, 'again')
+        changed = second.changed
+        print('second run: %d changed, %.1f s (first run %.1f s)' % (changed, second.seconds, first.seconds))
         banner('4. verify every lab path at 9000 (mismatches are expected and reported)')
         verify = {'storage_network_verify_only': True, 'storage_network_targets': every}
-        rc, records, dummy = run_playbook(workdir, inventory, verify, 'verify')
+        records = run_playbook(workdir, inventory, verify, 'verify').records
         table = report_table(records)
         fail = [r for r in records if r['status'] == 'failed']
         with open(os.path.join(workdir, 'report.md'), 'w', encoding='utf-8') as handle:

@@ -21,62 +21,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
-import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
-
-import playbook  # noqa: E402  pylint: disable=wrong-import-position
-from dockerd import loop_filesystem, raw_loop_device, unmount_all  # noqa: E402  pylint: disable=wrong-import-position
-
-SCRIPT = os.path.join(ROOT, 'tests', 'integration', 'files', 'private_dockerd.py')
+from tests.lab import ROOT, playbook
+from tests.lab.dockerd import loop_filesystem, raw_loop_device, unmount_all
+from tests.lab.playbook import local_host
+from tests.lab.private_dockerd import Engine
 
 
-class Host:
-    """One demo host: a private engine the role manages by command."""
-
-    def __init__(self, name: str, workdir: str, data_root: str, backend: str, **role_vars) -> None:
-        self.name = name
-        self.dir = os.path.join(workdir, name)
-        self.state = os.path.join(self.dir, 'state')
-        os.makedirs(self.state, exist_ok=True)
-        self.ident = uuid.uuid4().hex[:8]
-        self.socket = '/tmp/hps-%s.sock' % self.ident
-        self.daemon_json = os.path.join(self.dir, 'daemon.json')
-        self.fstab = os.path.join(self.dir, 'fstab')
-        with open(self.daemon_json, 'w', encoding='utf-8') as handle:
-            json.dump({'data-root': data_root, 'storage-driver': 'vfs'}, handle, indent=2)
-        with open(self.fstab, 'w', encoding='utf-8') as handle:
-            handle.write('# fstab of demo host %s\n' % name)
-        base = [sys.executable, SCRIPT]
-        common = ['--name', self.ident, '--state', self.state, '--config', self.daemon_json]
-        self.start_cmd = base + ['start'] + common
-        self.stop_cmd = base + ['stop'] + common
-        self.hostvars = {
-            'ansible_connection': 'local', 'ansible_become': False, 'ansible_python_interpreter': sys.executable,
-            'docker_storage_backend': backend,
-            'docker_storage_service_manager': 'command',
-            'docker_storage_start_command': self.start_cmd,
-            'docker_storage_stop_command': self.stop_cmd,
-            'docker_storage_log_file': os.path.join(self.state, 'dockerd.log'),
-            'docker_storage_docker_host': 'unix://' + self.socket,
-            'docker_storage_data_root': data_root,
-            'docker_storage_daemon_config': self.daemon_json,
-            'docker_storage_flags_sources': [],
-            'docker_storage_fstab': self.fstab,
-            'docker_storage_journal_dir': os.path.join(self.dir, 'journal'),
-            'docker_storage_start_timeout': 60,
-            'validate_docker_host': 'unix://' + self.socket,
-        }
-        self.hostvars.update(role_vars)
-
-    def start(self) -> None:
-        subprocess.run(self.start_cmd, check=True, capture_output=True)
-
-    def stop(self) -> None:
-        subprocess.run(self.stop_cmd, check=False, capture_output=True)
+def host(workdir: str, name: str, data_root: str, backend: str, **role_vars) -> tuple[Engine, dict]:
+    """One demo host: a private engine (started on vfs) that the role manages by command, and its host variables."""
+    engine = Engine(workdir, data_root, {'storage-driver': 'vfs'}, name=name)
+    hostvars = local_host(ansible_become=False, **engine.vars(backend, docker_storage_start_timeout=60,
+                                                             validate_docker_host='unix://' + engine.socket,
+                                                             **role_vars))
+    del hostvars['hostprep_hosts']  # the playbook runs say which group
+    return engine, hostvars
 
 
 def run(banner, lab_info: dict | None) -> int:
@@ -84,50 +44,51 @@ def run(banner, lab_info: dict | None) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
     report_dir = os.path.join(ROOT, '.build', 'demo', 'report')
-    hosts: list[Host] = []
+    hosts: dict[str, tuple[Engine, dict]] = {}
     try:
         with loop_filesystem(workdir, 'xfs') as xfs, loop_filesystem(workdir, 'ext4', 320) as ext4, \
                 raw_loop_device(workdir, 512) as disk:
-            hosts = [
-                Host('docker-overlay2', workdir, os.path.join(xfs, 'docker'), 'overlay2'),
-                Host('docker-btrfs', workdir, os.path.join(workdir, 'docker-btrfs', 'data'), 'btrfs',
-                     docker_storage_btrfs_device=disk,
-                     docker_storage_btrfs_mount_point=os.path.join(workdir, 'docker-btrfs', 'butter')),
-                Host('docker-vfs', workdir, os.path.join(ext4, 'docker'), 'vfs'),
-            ]
+            hosts = {
+                'docker-overlay2': host(workdir, 'docker-overlay2', os.path.join(xfs, 'docker'), 'overlay2'),
+                'docker-btrfs': host(workdir, 'docker-btrfs', os.path.join(workdir, 'docker-btrfs', 'data'), 'btrfs',
+                                     docker_storage_btrfs_device=disk,
+                                     docker_storage_btrfs_mount_point=os.path.join(workdir, 'docker-btrfs', 'butter')),
+                'docker-vfs': host(workdir, 'docker-vfs', os.path.join(ext4, 'docker'), 'vfs'),
+            }
             if lab_info:
-                hosts[0].hostvars.update(validate_storage_targets=[lab_info['targets']['t9000']['v4'],
-                                                                   lab_info['targets']['t1500']['v4']],
-                                         validate_netns=lab_info['host_ns'], validate_expected_mtu=9000)
-            for host in hosts:
-                host.start()
+                hosts['docker-overlay2'][1].update(validate_storage_targets=[lab_info['targets']['t9000']['v4'],
+                                                                             lab_info['targets']['t1500']['v4']],
+                                                   validate_netns=lab_info['host_ns'], validate_expected_mtu=9000)
+            for engine, dummy in hosts.values():
+                engine.start()
             inventory = os.path.join(workdir, 'inventory.json')
             with open(inventory, 'w', encoding='utf-8') as handle:
-                json.dump({'container_hosts': {'hosts': {h.name: h.hostvars for h in hosts}}}, handle, indent=2)
+                json.dump({'container_hosts': {'hosts': {name: hostvars for name, (dummy, hostvars) in hosts.items()}}},
+                          handle, indent=2)
             log = os.path.join(workdir, 'results.jsonl')
             banner('5. docker_storage: overlay2 on XFS, btrfs on an empty disk, vfs (engines start on vfs)')
             hosts_var = {'hostprep_hosts': 'container_hosts'}
-            rc, records, first = playbook.run('docker_storage.yml', inventory, hosts_var, log, forks=3, quiet_ok=True)
-            if rc != 0:
+            first = playbook.run('docker_storage.yml', inventory, log, hosts_var, forks=3, show=True, quiet_ok=True)
+            if first.rc != 0:
                 print('docker_storage failed', file=sys.stderr)
-                return rc
+                return first.rc
             banner('6. docker_storage again: nothing changes')
-            rc, records, second = playbook.run('docker_storage.yml', inventory, hosts_var, log, forks=3,
-                                               quiet_ok=True)
-            changed = playbook.changed(records)
-            print('second run: %d changed, %.1f s (first run %.1f s)' % (changed, second, first))
+            second = playbook.run('docker_storage.yml', inventory, log, hosts_var, forks=3, show=True, quiet_ok=True)
+            changed = second.changed
+            print('second run: %d changed, %.1f s (first run %.1f s)' % (changed, second.seconds, first.seconds))
             final = {}
-            for rec in records:  # the last docker_storage_info of each host is what the engine says now
+            for rec in second.records:  # the last docker_storage_info of each host is what the engine says now
                 if rec['action'].endswith('docker_storage_info') and (rec['result'].get('storage') or {}).get('driver'):
                     final[rec['host']] = rec['result']['storage']
             for name, storage in sorted(final.items()):
                 print('  %-16s driver %-9s on %-6s data root %s' % (
                     name, storage['driver'], (storage.get('backing_fs') or {}).get('fstype'), storage.get('data_root')))
             banner('7. validate: copy-on-write benchmark on every host, fleet report')
-            rc, records, elapsed = playbook.run('validate.yml', inventory, {
+            validate = playbook.run('validate.yml', inventory, log, {
                 'hostprep_hosts': 'container_hosts', 'validate_count': 3, 'validate_sleep_seconds': 120,
-                'validate_report_dir': report_dir, 'validate_fail_on_limits': False}, log, forks=3, quiet_ok=True)
-            print('validate: rc %d in %.1f s' % (rc, elapsed))
+                'validate_report_dir': report_dir, 'validate_fail_on_limits': False}, forks=3, show=True, quiet_ok=True)
+            rc = validate.rc
+            print('validate: rc %d in %.1f s' % (rc, validate.seconds))
             banner('fleet report')
             with open(os.path.join(report_dir, 'report.md'), encoding='utf-8') as handle:
                 print(handle.read())
@@ -135,6 +96,6 @@ def run(banner, lab_info: dict | None) -> int:
                                                   os.path.join(report_dir, 'report.html')))
             return rc if rc else (0 if changed == 0 else 1)
     finally:
-        for host in hosts:
-            host.stop()
+        for engine, dummy in hosts.values():
+            engine.stop()
         unmount_all(workdir)

@@ -26,12 +26,8 @@ import os
 import sys
 import time
 
-import playbook
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab', 'vm'))
-
-import vm  # noqa: E402  pylint: disable=wrong-import-position
+from tests.lab import ROOT, playbook
+from tests.lab.vm import vm
 
 PREPARE = os.path.join(ROOT, 'molecule', 'storage_network', 'prepare.yml')
 DEFAULT_WORKDIR = os.path.join(ROOT, '.build', 'demo-vm')
@@ -109,32 +105,33 @@ def converge_and_validate(workdir: str, state: dict, count: int, timings: dict, 
     log = os.path.join(workdir, 'results.jsonl')
 
     banner('3. lab: a storage NIC at MTU 1500 (systemd-networkd) and a storage fabric behind it')
-    rc, dummy, timings['lab fabric'] = playbook.run(PREPARE, inv, None, log, quiet_ok=True, env=env)
-    if rc:
-        return rc
+    run = playbook.run(PREPARE, inv, log, show=True, quiet_ok=True, env=env)
+    timings['lab fabric'] = run.seconds
+    if run.rc:
+        return run.rc
 
     banner('4. playbooks/site.yml: storage network, then Docker storage (devicemapper on a thin pool)')
-    rc, records, timings['site.yml'] = playbook.run('site.yml', inv, {'site_serial': 1}, log, quiet_ok=True, env=env)
-    if rc:
-        return rc
-    first_changed = playbook.changed(records)
+    first = playbook.run('site.yml', inv, log, {'site_serial': 1}, show=True, quiet_ok=True, env=env)
+    timings['site.yml'] = first.seconds
+    if first.rc:
+        return first.rc
 
     banner('5. playbooks/site.yml again: nothing changes')
-    rc, records, timings['site.yml again'] = playbook.run('site.yml', inv, {'site_serial': 1}, log, quiet_ok=True,
-                                                          env=env)
-    again = playbook.changed(records)
+    again = playbook.run('site.yml', inv, log, {'site_serial': 1}, show=True, quiet_ok=True, env=env)
+    timings['site.yml again'] = again.seconds
     print('first run: %d changed in %.0f s; second run: %d changed in %.0f s' % (
-        first_changed, timings['site.yml'], again, timings['site.yml again']))
-    if rc or again:
-        return rc or 1
+        first.changed, first.seconds, again.changed, again.seconds))
+    if again.rc or again.changed:
+        return again.rc or 1
 
     banner('6. playbooks/validate.yml: path MTU and the copy-on-write benchmark, fleet report')
-    rc, dummy, timings['validate.yml'] = playbook.run('validate.yml', inv, {
+    run = playbook.run('validate.yml', inv, log, {
         'hostprep_hosts': 'container_hosts', 'validate_count': count, 'validate_sleep_seconds': 120,
         'validate_report_dir': os.path.join(workdir, 'report'),
         'validate_report_title': 'make demo: lab VM (Debian %s, %s)' % (state['suite'], state['accel'])},
-        log, quiet_ok=True, env=env)
-    return rc
+        show=True, quiet_ok=True, env=env)
+    timings['validate.yml'] = run.seconds
+    return run.rc
 
 
 if __name__ == '__main__':

@@ -50,7 +50,7 @@ test-vm: vm-image
 	echo "==> make test-vm: $(words $(VM_SCENARIOS)) scenario(s) passed in $$(( $$(date +%s) - all )) s"
 
 bench-vm: vm-image
-	@$(call timed,bench-vm,$(BIN)/python bench/vm_backends.py $(BENCH_VM_ARGS))
+	@$(call timed,bench-vm,$(BIN)/python -m bench.vm_backends $(BENCH_VM_ARGS))
 
 # Removes the cached images (they are rebuilt on the next vm-image).
 vm-clean:
