@@ -12,10 +12,13 @@ afterwards inherit it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
+import typing as t
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
+from ansible_collections.hostprep.container_host.plugins.module_utils import _libraries
 
 PYROUTE2_IMPORT_ERROR = None
 try:
@@ -30,10 +33,8 @@ NETNS_RUN_DIR = '/var/run/netns'
 
 
 def require_pyroute2(module) -> None:
-    """Fail the module with install advice when pyroute2 is missing."""
-    if PYROUTE2_IMPORT_ERROR is not None:
-        from ansible.module_utils.basic import missing_required_lib
-        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+    """Fail the module with install advice when pyroute2 is missing or older than the collection needs."""
+    _libraries.require_pyroute2(module, PYROUTE2_IMPORT_ERROR)
 
 
 # The namespace this module process started in: the one Ansible reached, whose
@@ -91,3 +92,23 @@ def enter_netns(name: str | None) -> None:
 def iproute() -> IPRoute:
     """An IPRoute handle in the current namespace (the boundary tests replace)."""
     return IPRoute()
+
+
+@contextlib.contextmanager
+def entered(path: str) -> t.Iterator[None]:
+    """This thread in the network namespace at path (a container's
+    /proc/PID/ns/net) for the block, and back in its own afterwards, so a
+    client of the engine over TCP still reaches it when the block ends.
+    Threads started inside the block inherit the namespace."""
+    own = os.open(OWN_NETNS, os.O_RDONLY)
+    try:
+        try:
+            _pyroute2_netns.setns(path, flags=0)
+        except OSError as exc:
+            raise HostprepError('cannot enter network namespace %s: %s' % (path, exc), netns=path) from exc
+        try:
+            yield
+        finally:
+            _pyroute2_netns.setns(own, flags=0)
+    finally:
+        os.close(own)

@@ -815,15 +815,26 @@ def survey(module: t.Any) -> dict[str, t.Any]:
     namespace, refuse targets its routing makes no peer, probe the rest."""
     params = module.params
     start = time.monotonic()
-    check_options(params['expected_mtu'], params['timeout'], params['concurrency'])
-    addresses, duplicates = plan_targets(params['targets'], params['expected_mtu'], params['allow_loopback'])
+    addresses, duplicates = plan_survey(params)
     require_pyroute2(module)
     enter_netns(params['netns'])
-    check_routes(addresses, params['allow_loopback'])
+    return survey_here(params, addresses, duplicates, module.warn, start)
+
+
+def plan_survey(params: dict[str, t.Any]) -> tuple[list[Address], list[dict[str, str]]]:
+    """Every option and target checked before any namespace is entered or probe sent."""
+    check_options(params['expected_mtu'], params['timeout'], params['concurrency'])
+    return plan_targets(params['targets'], params['expected_mtu'], params.get('allow_loopback', False))
+
+
+def survey_here(params: dict[str, t.Any], addresses: list[Address], duplicates: list[dict[str, str]],
+                warn: t.Callable[[str], None], start: float) -> dict[str, t.Any]:
+    """Probe the planned targets from the namespace this thread is in."""
+    check_routes(addresses, params.get('allow_loopback', False))
     results = measure_all([addr.given for addr in addresses], params['expected_mtu'], params['timeout'],
                           params['concurrency'])
     for dup in duplicates:
-        module.warn('target %s is the same address as %s: probed once' % (dup['target'], dup['same_as']))
+        warn('target %s is the same address as %s: probed once' % (dup['target'], dup['same_as']))
     return {
         'changed': False,
         'targets': results,
