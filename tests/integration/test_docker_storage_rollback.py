@@ -20,7 +20,9 @@ import signal
 import subprocess
 import time
 
-from dockerd import import_busybox, loop_filesystem, raw_loop_device, unmount_all
+import pytest
+
+from dockerd import import_busybox, loop_filesystem, raw_loop_device, read_bytes, unmount_all
 from hoststate import assert_unchanged, files, mounts
 from storage_role import PLAYBOOK, engines, fs, inventory, workdir  # noqa: F401 pylint: disable=unused-import
 
@@ -104,15 +106,46 @@ def test_overlay2_to_vfs_start_fails(ansible, inventory, engines, fs):
     engine = engines(os.path.join(fs['ext4'], 'rb-vfs', 'docker'))
     load(engine)
     before = state(engine)
-    run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_options=['vfs.hp_no_such_option=1'],
-                                                            docker_storage_validate=False,
-                                                            docker_storage_preserve_images=True,
-                                                            docker_storage_image_archive_dir=engine.archive_dir))
+    variables = engine.vars('vfs', docker_storage_options=['vfs.hp_no_such_option=1'], docker_storage_validate=False,
+                            docker_storage_preserve_images=True, docker_storage_image_archive_dir=engine.archive_dir,
+                            docker_storage_keep_image_archive=False)
+    plan = check_run(ansible, inventory, variables)
+    run = ansible.playbook(PLAYBOOK, inventory, variables)
     msg = failed_message(run)
-    assert 'Start the engine (command) failed (backend vfs)' in msg, msg
+    assert 'host localhost: Start the engine (command) failed (backend vfs)' in msg, msg
     assert 'Restored: put back %s as it was' % engine.daemon_json in msg, msg
     assert 'runs again on its old configuration (driver overlay2' in msg, msg
     assert_unchanged(before, state(engine))
+    # check mode after the restored failure behaves as if the failed run never happened: the same tasks with the
+    # same outcome and the same differences, and nothing changed. (The archive the failed run saved is still there,
+    # see test_a_restored_failure_leaves_no_image_archive: the archive check's difference is left out.)
+    assert_unchanged(plan, check_run(ansible, inventory, variables), 'the check-mode run after the failure')
+    assert_unchanged(before, state(engine))
+
+
+def check_run(ansible, inventory, variables: dict) -> list:
+    """A check-mode run of the role: each task with its outcome and the difference it reports (but the archive's)."""
+    run = ansible.playbook(PLAYBOOK, inventory, variables, check=True)
+    assert run.rc == 0 and not run.failed and run.changed > 0, run.stdout[-4000:]
+    return [(r['task'], r['status'], '' if 'image archive' in r['task'] else json.dumps(r['result'].get('diff'), sort_keys=True))
+            for r in run.records]
+
+
+@pytest.mark.xfail(strict=True, reason='the role keeps the image archive of a failed change whose rollback restored '
+                                       'everything, docker_storage_keep_image_archive=false or not (reported to "role")')
+def test_a_restored_failure_leaves_no_image_archive(ansible, inventory, engines, fs):
+    """The stop fails after the images were saved; everything is restored, so the archive the run made must go too
+    (nothing archived that is not put back)."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-archive-left', 'docker'))
+    load(engine)
+    run = ansible.playbook(PLAYBOOK, inventory, engine.vars('vfs', docker_storage_preserve_images=True,
+                                                            docker_storage_image_archive_dir=engine.archive_dir,
+                                                            docker_storage_keep_image_archive=False,
+                                                            docker_storage_stop_command=['false']))
+    msg = failed_message(run)
+    assert 'Stop the engine (command) failed (backend vfs)' in msg, msg
+    archive = os.path.join(engine.archive_dir, 'docker-storage-images.tar')
+    assert not os.path.exists(archive), 'the restored failure left the image archive %s behind: %s' % (archive, msg)
 
 
 def test_write_of_daemon_json_fails(ansible, inventory, engines, fs, workdir):
@@ -196,6 +229,153 @@ def test_interrupted_btrfs_switch_is_rolled_back_by_the_next_run(ansible, invent
         assert (info['Driver'], info['DockerRootDir']) == ('btrfs', engine.data_root)
         assert engine.image_ids() == images
         assert not os.path.exists(os.path.join(engine.dir, 'journal', 'journal.json'))
+
+
+def alive(pid: int | None) -> bool:
+    return bool(pid) and os.path.exists('/proc/%d' % pid)
+
+
+def answers(engine) -> bool:
+    try:
+        with contextlib.closing(engine.client()) as client:
+            return bool(client.ping())
+    except Exception:  # pylint: disable=broad-except
+        return False
+
+
+def kill_points(engine, images: int) -> dict:
+    """The journalled steps of a storage change, each as what the host shows once the step has done its work.
+    Host-observable points keep each case true to its step, whatever the role's task names are."""
+    journal = os.path.join(engine.dir, 'journal', 'journal.json')
+    archive = os.path.join(engine.archive_dir, 'docker-storage-images.tar')
+    config, fstab = read_bytes(engine.daemon_json), read_bytes(engine.fstab)
+    old_pid = engine.pid()
+    parent = os.path.dirname(engine.data_root)
+
+    def written() -> bool:
+        return read_bytes(engine.daemon_json) != config
+
+    return {
+        'journal begun': lambda: os.path.exists(journal),
+        'images saved': lambda: os.path.exists(archive),
+        'engine stopped': lambda: not alive(old_pid),
+        'daemon.json written': written,
+        'engine started': lambda: written() and engine.pid() != old_pid and answers(engine),
+        'images loaded': lambda: written() and answers(engine) and len(engine.image_ids()) >= images,
+        'journal finished': lambda: written() and not os.path.exists(journal),
+        # the steps the btrfs path adds
+        'data root moved aside': lambda: any(name.startswith('docker.hostprep-') for name in os.listdir(parent)),
+        'btrfs mounted at the data root': lambda: any(m[0] == engine.data_root for m in mounts(engine.data_root)),
+        'fstab written': lambda: read_bytes(engine.fstab) != fstab,
+    }
+
+
+# The engine's own processes, which a start command may still have as children when the controller dies.
+ENGINE_PROCESSES = ('dockerd', 'containerd', 'containerd-shim', 'containerd-shim-runc-v2', 'docker-proxy', 'runc')
+
+
+def tree(pid: int) -> set[int]:
+    """pid and every process below it (by parent pid), the engine's own processes left out."""
+    parents, names = {}, {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/stat' % entry, encoding='utf-8', errors='replace') as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            names[int(entry)] = stat[stat.index('(') + 1:stat.rindex(')')]
+            parents[int(entry)] = int(stat[stat.rindex(')') + 2:].split()[1])
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        found.add(current)
+        todo += [child for child, parent in parents.items() if parent == current and child not in found
+                 and names.get(child) not in ENGINE_PROCESSES]
+    return found
+
+
+def kill_at(ansible, inventory, variables: dict, point) -> None:
+    """Run the role and SIGKILL the controller as soon as point() holds, and with it every process it started: its
+    workers (ansible runs each in a session of its own, so killing the process group would leave the task in
+    flight running on) and the module in flight. Fails when the run ends before the point."""
+    proc = ansible.spawn(PLAYBOOK, inventory, variables)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not point():
+        time.sleep(0.02)
+    assert proc.poll() is None, 'the run ended before the kill point'
+    stopped: set[int] = set()
+    for dummy in range(3):  # stop the tree first, so that nothing in it starts another process meanwhile
+        for pid in tree(proc.pid) - stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+            stopped.add(pid)
+    for pid in stopped:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)
+
+
+# (backend, kill point): every journalled step boundary of overlay2 -> vfs (overlay2 and vfs have the same steps),
+# and those the btrfs path adds (its "data root moved aside" is test_interrupted_btrfs_switch_is_rolled_back_by_the_next_run).
+KILL_CASES = [('vfs', point) for point in ('journal begun', 'images saved', 'engine stopped', 'daemon.json written',
+                                           'engine started', 'images loaded', 'journal finished')]
+KILL_CASES += [('btrfs', 'btrfs mounted at the data root'), ('btrfs', 'fstab written')]
+# `make integration` kills at these; HOSTPREP_FAULTS=all (`make test-vm`) at every point of KILL_CASES.
+CI_KILL_CASES = [('vfs', 'engine stopped'), ('vfs', 'daemon.json written')]
+
+
+@pytest.mark.parametrize('backend,point', [case for case in KILL_CASES
+                                           if os.environ.get('HOSTPREP_FAULTS') == 'all' or case in CI_KILL_CASES],
+                         ids=lambda value: value.replace(' ', '-'))
+def test_interrupted_change(ansible, inventory, engines, fs, workdir, backend, point):
+    """overlay2 to `backend`, images preserved; the controller is killed once the step `point` has done its work.
+    A second run in check mode names the unfinished change and changes nothing; a run of the host's own
+    configuration (overlay2) rolls the change back, says so, and the host is exactly as before the first run.
+    Killed after the journal was finished, the change is complete: the next run of it changes nothing."""
+    engine = engines(os.path.join(fs['ext4'], 'rb-kill-%s-%s' % (backend, point.replace(' ', '-')), 'docker'),
+                     {'storage-driver': 'overlay2', 'storage-opts': []})  # as the role writes overlay2
+    load(engine)
+    before = state(engine)
+    extra = {'docker_storage_preserve_images': True, 'docker_storage_image_archive_dir': engine.archive_dir,
+             'docker_storage_keep_image_archive': False}
+    with (btrfs_disk(engine, workdir) if backend == 'btrfs' else contextlib.nullcontext()) as device:
+        if backend == 'btrfs':
+            extra.update(docker_storage_btrfs_device=device, docker_storage_btrfs_mount_point=os.path.join(engine.dir, 'btrfs'))
+        target = engine.vars(backend, **extra)
+        kill_at(ansible, inventory, target, kill_points(engine, len(before['images']))[point])
+        if point == 'journal finished':
+            again = ansible.playbook(PLAYBOOK, inventory, target)
+            assert again.rc == 0 and not again.failed and again.changed == 0, again.stdout[-4000:]
+            assert not again.results('Say what the rollback restored')
+            assert engine.info()['Driver'] == backend and engine.image_ids() == before['images']
+            return
+        second_run_rolls_back(ansible, inventory, engine, before)
+
+
+def second_run_rolls_back(ansible, inventory, engine, before: dict) -> None:
+    """Check mode names the unfinished change and changes nothing; a real run of the host's own configuration rolls
+    it back, says so, and the host is as before the killed run."""
+    journal = os.path.join(engine.dir, 'journal', 'journal.json')
+
+    def on_disk():
+        return files(engine.daemon_json, engine.fstab, journal), mounts(engine.data_root, engine.dir)
+
+    assert os.path.exists(journal), 'the killed run left no journal'
+    own = engine.vars('overlay2')
+    killed = on_disk()
+    check = ansible.playbook(PLAYBOOK, inventory, own, check=True)
+    assert check.rc == 0 and not check.failed, check.stdout[-4000:]
+    said = check.result('Say that an earlier change did not finish')['msg']
+    assert 'did not finish' in said and 'a real run rolls it back' in said, said
+    assert_unchanged(killed, on_disk(), 'the host after the check-mode run')
+    again = ansible.playbook(PLAYBOOK, inventory, own)
+    assert again.rc == 0 and not again.failed, again.stdout[-6000:]
+    note_time(again, 'Look for a storage change that an earlier run left unfinished', 'Say what the rollback restored')
+    said = again.result('Say what the rollback restored')['msg']
+    assert 'rolled back the unfinished change' in said, said
+    assert_unchanged(before, state(engine))
 
 
 def test_btrfs_mount_option_rejected(ansible, inventory, engines, fs, workdir):
