@@ -7,10 +7,7 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 
-class ModuleDocFragment(object):
-    """The address of the Docker engine's API (private to this collection)."""
-
-    DOCUMENTATION = r'''
+_OPTION = r'''
 options:
   docker_host:
     description:
@@ -21,4 +18,21 @@ options:
         the requirements).
     type: str
     default: unix:///var/run/docker.sock
+'''
+
+
+class ModuleDocFragment(object):
+    """The address of the Docker engine's API (private to this collection).
+
+    C(docker_host) for a module that asks the engine only through a unix socket or when it is installed;
+    C(docker_host.sdk) for a module that always talks to the engine through the Docker SDK for Python.
+    """
+
+    DOCUMENTATION = _OPTION
+
+    SDK = _OPTION + r'''
+requirements:
+  - The Docker SDK for Python (C(docker)) 5.0.3 or later on the managed host (Debian and Ubuntu - C(python3-docker)).
+    docker before 7.1 needs requests before 2.32, and docker before 6.1 needs urllib3 1.x; the module says which
+    package to upgrade when they do not fit.
 '''

@@ -22,6 +22,7 @@ import typing as t
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError, read_text
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config
 from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_json import config_text
+from ansible_collections.hostprep.container_host.plugins.module_utils import _docker_client
 from ansible_collections.hostprep.container_host.plugins.module_utils import _engine
 from ansible_collections.hostprep.container_host.plugins.module_utils import _mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils._processes import cmdline
@@ -187,23 +188,17 @@ def ping_engine(docker_host: str, timeout: float = PING_TIMEOUT) -> dict[str, t.
             return engine_info(get, docker_host)
         except (OSError, http.client.HTTPException):
             return None
+    # A broken SDK must not pass for "no engine answers": the caller would go on as if none ran.
+    problem = _docker_client.sdk_problem()
+    if problem:
+        raise HostprepError('docker_host %s is not a unix socket; asking an engine there whether it runs needs the '
+                            'Docker SDK for Python, and %s; or give the unix socket' % (docker_host, problem))
     try:
-        import docker
-    except ImportError:
-        raise HostprepError('docker_host %s is not a unix socket, and the Docker SDK for Python, needed to ask an '
-                            'engine there whether it runs, is not installed; install it (python3-docker) or give '
-                            'the unix socket' % docker_host) from None
-    try:
-        client = docker.APIClient(base_url=docker_host, version='auto', timeout=timeout)
-    except Exception:  # nothing answers there
+        with _docker_client.engine_client(docker_host, timeout, low_level=True) as client:
+            if not client.ping():
+                return None
+            info = client.info()
+    except (HostprepError, OSError) + _docker_client.ENGINE_ERRORS:  # nothing answers there
         return None
-    try:
-        if not client.ping():
-            return None
-        info = client.info()
-        return {'docker_host': docker_host, 'data_root': info.get('DockerRootDir'), 'driver': info.get('Driver'),
-                'version': info.get('ServerVersion')}
-    except Exception:
-        return None
-    finally:
-        client.close()
+    return {'docker_host': docker_host, 'data_root': info.get('DockerRootDir'), 'driver': info.get('Driver'),
+            'version': info.get('ServerVersion')}

@@ -31,6 +31,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._common im
 )
 from ansible_collections.hostprep.container_host.plugins.module_utils import _daemon_config, _engine, _lvm
 from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_json import config_text
+from ansible_collections.hostprep.container_host.plugins.module_utils._docker_client import ENGINE_ERRORS, engine_client
 from ansible_collections.hostprep.container_host.plugins.module_utils._dockerd_flags import read_flags
 from ansible_collections.hostprep.container_host.plugins.module_utils._data_root_layout import DRIVER_DIRS
 from ansible_collections.hostprep.container_host.plugins.module_utils._sizes import parse_engine_size
@@ -364,38 +365,35 @@ class EngineUnreachable(Exception):
 
 
 class SdkEngine(Engine):
-    """The engine behind docker_host, through the Docker SDK."""
+    """The engine behind docker_host, through the Docker SDK (_docker_client)."""
 
-    def __init__(self, docker_module: t.Any, docker_host: str, timeout: int, errors: tuple) -> None:
-        self.docker = docker_module
+    def __init__(self, docker_host: str, timeout: int) -> None:
         self.docker_host = docker_host
         self.timeout = timeout
-        self.errors = errors
 
     def query(self) -> dict[str, t.Any]:
-        client = None
         try:
-            try:
-                client = self.docker.DockerClient(base_url=self.docker_host, version='auto', timeout=self.timeout)
-                # version='auto' asked /version already: the API version it
-                # settled on is the engine's.
-                answer: dict[str, t.Any] = {'info': client.info(), 'version': {'ApiVersion': client.api.api_version},
-                                            'df': None, 'dangling': None, 'error': None}
-            except self.errors as exc:
-                raise EngineUnreachable(str(exc)) from exc
-            try:
-                # df() sizes every image, container and volume in one call.
-                answer['df'] = client.df()
-                answer['dangling'] = client.api.images(filters={'dangling': True}, quiet=True)
-            except self.errors as exc:
-                answer['df'] = None
-                answer['error'] = str(exc)
-            return answer
-        finally:
-            if client is not None:
-                client.close()
+            with engine_client(self.docker_host, self.timeout) as client:
+                return self._ask(client)
+        except HostprepError as exc:  # nothing answers at docker_host
+            raise EngineUnreachable(str(exc.__cause__ or exc.msg)) from exc
 
-
+    @staticmethod
+    def _ask(client: t.Any) -> dict[str, t.Any]:
+        try:
+            # version='auto' asked /version already: the API version it settled on is the engine's.
+            answer: dict[str, t.Any] = {'info': client.info(), 'version': {'ApiVersion': client.api.api_version},
+                                        'df': None, 'dangling': None, 'error': None}
+        except ENGINE_ERRORS + (OSError,) as exc:
+            raise EngineUnreachable(str(exc)) from exc
+        try:
+            # df() sizes every image, container and volume in one call.
+            answer['df'] = client.df()
+            answer['dangling'] = client.api.images(filters={'dangling': True}, quiet=True)
+        except ENGINE_ERRORS + (OSError,) as exc:
+            answer['df'] = None
+            answer['error'] = str(exc)
+        return answer
 
 
 def _thinpool(module: t.Any, device: str, warnings: list[str]) -> dict[str, t.Any] | None:

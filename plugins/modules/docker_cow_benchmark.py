@@ -110,7 +110,7 @@ options:
 extends_documentation_fragment:
   - hostprep.container_host.attributes
   - hostprep.container_host.attributes.actiongroup_docker_storage_and_validate
-  - hostprep.container_host.docker_host
+  - hostprep.container_host.docker_host.sdk
 attributes:
   check_mode:
     description:
@@ -125,7 +125,6 @@ attributes:
   platform:
     description: Linux hosts with a Docker engine.
 requirements:
-  - docker (the Docker SDK for Python) 6.1 or later
   - C(btrfs) (btrfs-progs) for btrfs allocation figures
 notes:
   - Memory of the engine's processes is read only when O(docker_host) is a unix socket on this host.
@@ -288,27 +287,15 @@ msg:
   sample: "check mode: the benchmark did not run; it would run oneshot, commit, run_from_commit with 10 containers each"
 '''
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
-    HostprepError,
-    execute,
-)
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
+from ansible_collections.hostprep.container_host.plugins.module_utils._docker_client import engine_client, require_sdk
 from ansible_collections.hostprep.container_host.plugins.module_utils._engine import mount_facts
 from ansible_collections.hostprep.container_host.plugins.module_utils._cow_benchmark import (
     run_benchmark,
     validate_params,
 )
-
-try:
-    import docker
-    HAS_DOCKER = True
-    DOCKER_IMPORT_ERROR = None
-except ImportError:
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
 
 
 def main():
@@ -330,23 +317,14 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib('docker'), exception=DOCKER_IMPORT_ERROR)
+    require_sdk(module)
     execute(module, benchmark)
 
 
 def benchmark(module):
     validate_params(module.params)
-    try:
-        client = docker.APIClient(base_url=module.params['docker_host'], timeout=module.params['timeout'],
-                                  version='auto')
-    except Exception as exc:  # pylint: disable=broad-except
-        raise HostprepError('the Docker engine at %s does not answer (%s); start dockerd or point docker_host at its '
-                            'socket' % (module.params['docker_host'], exc)) from exc
-    try:
+    with engine_client(module.params['docker_host'], module.params['timeout'], low_level=True) as client:
         return run_benchmark(module, client, lambda path: mount_facts(module, path))
-    finally:
-        client.close()
 
 
 if __name__ == '__main__':

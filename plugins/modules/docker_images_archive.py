@@ -64,7 +64,7 @@ options:
 extends_documentation_fragment:
   - hostprep.container_host.attributes
   - hostprep.container_host.attributes.actiongroup_docker_storage
-  - hostprep.container_host.docker_host
+  - hostprep.container_host.docker_host.sdk
 attributes:
   check_mode:
     description: Reports whether the archive would be written or loaded; writes and loads nothing.
@@ -74,8 +74,6 @@ attributes:
     description: A second run with the same engine state changes nothing.
   platform:
     description: Hosts with a Docker engine reachable at O(docker_host).
-requirements:
-  - Docker SDK for Python (C(docker)) 6.1 or later.
 notes:
   - Containers, volumes and build cache are not saved; only images.
 seealso:
@@ -148,25 +146,19 @@ changes_restored:
   sample: ["removed directory /srv/docker-images"]
 '''
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import (
     HostprepError,
     changes_of,
     execute,
 )
+from ansible_collections.hostprep.container_host.plugins.module_utils._docker_client import (
+    ENGINE_ERRORS,
+    engine_client,
+    require_sdk,
+)
 from ansible_collections.hostprep.container_host.plugins.module_utils._images_archive import manage
-
-DOCKER_IMPORT_ERROR = None
-try:
-    import docker
-    from requests.exceptions import RequestException
-except ImportError:
-    docker = None
-    RequestException = None
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
 
 
 def main():
@@ -181,8 +173,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if DOCKER_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib('docker'), exception=DOCKER_IMPORT_ERROR)
+    require_sdk(module)
     execute(module, archive, path=module.params['path'])
 
 
@@ -191,12 +182,9 @@ def archive(module):
     if params['timeout'] <= 0:
         raise HostprepError('timeout must be at least 1 second (got %d)' % params['timeout'])
     try:
-        client = docker.DockerClient(base_url=params['docker_host'], timeout=params['timeout'])
-        try:
+        with engine_client(params['docker_host'], params['timeout']) as client:
             return manage(client, params, module.check_mode, changes_of(module))
-        finally:
-            client.close()
-    except (docker.errors.DockerException, RequestException) as exc:
+    except ENGINE_ERRORS as exc:
         raise HostprepError('Docker engine at %s: %s; start dockerd or set docker_host' % (params['docker_host'], exc),
                             path=params['path']) from exc
 

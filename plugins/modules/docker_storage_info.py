@@ -29,7 +29,7 @@ author:
 extends_documentation_fragment:
   - hostprep.container_host.attributes.info_module
   - hostprep.container_host.attributes.actiongroup_docker_storage
-  - hostprep.container_host.docker_host
+  - hostprep.container_host.docker_host.sdk
   - hostprep.container_host.dockerd_flags
 options:
   data_root:
@@ -61,8 +61,8 @@ attributes:
   platform:
     description: Linux hosts with the Docker engine (C(dockerd)) installed, running or not.
 requirements:
-  - The Docker SDK for Python (C(docker)) 7.0 or later, when O(api=true).
   - C(findmnt) (util-linux).
+  - With O(api=false) the Docker SDK for Python is not needed.
 notes:
   - Sizes in devicemapper's driver status are printed by the engine with four significant digits (C(19.92MB));
     the bytes reported are converted from that and therefore approximate.
@@ -319,9 +319,7 @@ storage:
     volumes: {count: 2, size: 12, reclaimable: 0}
 '''
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import execute
 from ansible_collections.hostprep.container_host.plugins.module_utils._daemon_config import (
@@ -332,13 +330,7 @@ from ansible_collections.hostprep.container_host.plugins.module_utils._storage_i
     SdkEngine,
     gather,
 )
-
-DOCKER_IMPORT_ERROR = None
-try:
-    import docker
-    import requests
-except ImportError:
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
+from ansible_collections.hostprep.container_host.plugins.module_utils._docker_client import require_sdk
 
 
 def main():
@@ -359,11 +351,8 @@ def main():
 def report(module):
     engine = None
     if module.params['api']:
-        if DOCKER_IMPORT_ERROR:
-            module.fail_json(msg=missing_required_lib('docker (the Docker SDK for Python)'),
-                             exception=DOCKER_IMPORT_ERROR)
-        errors = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
-        engine = SdkEngine(docker, module.params['docker_host'], module.params['timeout'], errors)
+        require_sdk(module, '; or set api=false to read the files only')
+        engine = SdkEngine(module.params['docker_host'], module.params['timeout'])
     storage, warnings = gather(module, engine)
     for warning in warnings:
         module.warn(warning)
