@@ -1,6 +1,6 @@
 # Release checks (issue 11), included by the main Makefile; `make test` runs both targets.
 #
-#   make release-check     changelog lint, the tarball from a dirty copy, the install block of docs/install.md
+#   make release-check     its unit tests, changelog lint, the tarball from a dirty copy, the install block of docs/install.md
 #                          without Galaxy (ansible-doc, --syntax-check), ansible-builder create (tests/release/release.py)
 #   make core-versions     sanity and units on each ansible-core release of CORE_VERSIONS, each in its own venv
 #                          under .build/ (2.19 is the main venv's: make sanity, make units)
@@ -17,6 +17,7 @@ CORE_VERSIONS ?= 2.16.19 2.17.14 2.18.19
 
 release-check: deps
 	@$(call apt_install,$(RELEASE_APT_PACKAGES))
+	$(call timed,release units,$(BIN)/pytest -q -p no:cacheprovider tests/release)
 	for check in changelog tarball install ee; do
 	  $(call timed,release $$check,$(BIN)/python tests/release/release.py $$check --work $(RELEASE_WORK))
 	done
