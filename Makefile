@@ -98,10 +98,6 @@ test: deps
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory units
 	$(MAKE) --no-print-directory lint
-	# What a user installs (mk/release.mk): the tarball, the install without Galaxy, the changelog, the EE context;
-	# then sanity and units on ansible-core 2.16, 2.17 and 2.18 (requires_ansible >=2.16).
-	$(MAKE) --no-print-directory release-check
-	$(MAKE) --no-print-directory core-versions
 	$(MAKE) --no-print-directory integration
 	# The VM lab's molecule scenarios (mk/vm.mk): LVM, devicemapper, Engine 26, reboots.
 	$(MAKE) --no-print-directory test-vm VM_SCENARIOS="$(TEST_VM_SCENARIOS)"
@@ -121,7 +117,7 @@ demo-down: deps
 	$(BIN)/python -m tests.lab.netns_lab down $(DEMO_PREFIX)
 
 bench: deps
-	@$(BIN)/python bench/run_all.py
+	@$(BIN)/python -m bench.run_all
 
 # Areas with their own targets live in mk/*.mk: the VM lab (mk/vm.mk), which `make test` needs.
 include mk/*.mk
