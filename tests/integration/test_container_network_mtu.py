@@ -191,3 +191,27 @@ def test_overlay_networks_need_the_encapsulation_on_the_path(ansible, cnet, shar
         assert (nets['ovlfit']['wire_mtu'], nets['ovlfit']['status']) == (1450, 'fits')
     finally:
         client.swarm.leave(force=True)
+
+
+def test_validate_records_host_and_container_path_mtu_side_by_side(ansible, cnet, shared, tmp_path):
+    """The validate role's record (fleet report input) holds the host's pmtu and the container's container_pmtu."""
+    lab, info = cnet
+    report = tmp_path / 'report'
+    role_vars = {'validate_benchmark': False, 'validate_storage_targets': [info['target_v4']],
+                 'validate_expected_mtu': 1500, 'validate_fail_on_limits': False, 'validate_report': False,
+                 'validate_report_dir': str(report), 'validate_docker_host': shared.base_url,
+                 'validate_container_probe': True, 'validate_container_image': 'hostprep-sleeper:latest',
+                 'validate_container_tcp_mtu_probing': 1, 'validate_install_packages': False}
+    playbook = tmp_path / 'validate.yml'
+    playbook.write_text('- hosts: all\n  gather_facts: false\n  roles: [hostprep.container_host.validate]\n')
+    run = ansible.playbook(str(playbook), inventory=in_lab(ansible, cnet), extra_vars=role_vars)
+    assert run.rc == 0, run.stdout[-3000:]
+    records = list(report.glob('runs/*/*.json'))
+    assert len(records) == 1, run.stdout[-2000:]
+    record = json.loads(records[0].read_text())
+    record = record.get('result', record)
+    assert record['pmtu'][0]['path_mtu'] == 1450
+    container = record['container_pmtu']
+    assert container['network'] == 'bridge' and container['interfaces'] == [{'ifname': 'eth0', 'mtu': 1500}]
+    assert (container['targets'][0]['path_mtu'], container['targets'][0]['expected_mtu_ok']) == (1450, False)
+    assert container['tcp_mtu_probing']['ok'] is False and container['all_ok'] is False
