@@ -32,11 +32,10 @@ from tests.lab.private_dockerd import Engine
 def host(workdir: str, name: str, data_root: str, backend: str, **role_vars) -> tuple[Engine, dict]:
     """One demo host: a private engine (started on vfs) that the role manages by command, and its host variables."""
     engine = Engine(workdir, data_root, {'storage-driver': 'vfs'}, name=name)
-    hostvars = local_host(ansible_become=False, **engine.vars(backend, docker_storage_start_timeout=60,
-                                                             validate_docker_host='unix://' + engine.socket,
-                                                             **role_vars))
-    del hostvars['hostprep_hosts']  # the playbook runs say which group
-    return engine, hostvars
+    role_vars = engine.vars(backend, docker_storage_start_timeout=60, validate_docker_host='unix://' + engine.socket,
+                            **role_vars)
+    del role_vars['hostprep_hosts']  # the playbook runs say which group
+    return engine, local_host(ansible_become=False, **role_vars)
 
 
 def run(banner, lab_info: dict | None) -> int:
