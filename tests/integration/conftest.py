@@ -86,3 +86,21 @@ def filesystems_fixture(**sizes: int | None):
             yield {fstype: stack.enter_context(loop_filesystem(workdir, fstype, size_mb=size))
                    for fstype, size in sizes.items()}
     return fixture
+
+
+@pytest.fixture(scope='module')
+def btrfs(workdir):
+    """One loop-backed btrfs under the module's workdir."""
+    with loop_filesystem(workdir, 'btrfs') as mountpoint:
+        yield mountpoint
+
+
+@pytest.fixture(scope='module')
+def engine26(workdir):
+    """Stands in for Engine 26's dockerd binary (this host has 20.10, which has no
+    containerd image store): prints its version line."""
+    path = os.path.join(workdir, 'dockerd-26')
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write("#!/bin/sh\necho 'Docker version 26.1.5+dfsg1, build a72d7cd'\n")
+    os.chmod(path, 0o755)
+    return path

@@ -24,7 +24,9 @@ import subprocess
 import pytest
 
 from conftest import ROOT, filesystems_fixture, workdir_fixture
-from tests.lab.dockerd import read_bytes, unmount_all
+from tests.lab.dockerd import unmount_all
+
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import read_bytes
 from tests.lab.private_dockerd import Engine
 
 PLAYBOOK = os.path.join(ROOT, 'playbooks', 'docker_storage.yml')

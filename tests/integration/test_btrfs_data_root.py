@@ -15,17 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import stat
 import struct
 import subprocess
-import tempfile
 import uuid
 
-import pytest
-
-from conftest import require
-from dockerd import PrivateDockerd, import_busybox, unmount_all
+from conftest import workdir_fixture
+from tests.lab.dockerd import PrivateDockerd, import_busybox, unmount_all
 
 MODULE = 'hostprep.container_host.btrfs_data_root'
 FSTAB = ('# /etc/fstab: static file system information.\n'
@@ -37,15 +33,8 @@ FSTAB = ('# /etc/fstab: static file system information.\n'
          'tmpfs\t/run/hp\\040space\ttmpfs\tdefaults,size=1m\t0\t0\n')
 
 
-@pytest.fixture(scope='module')
-def workdir():
-    for tool in ('dockerd', 'containerd', 'losetup', 'findmnt', 'blkid', 'wipefs', 'mkfs.btrfs', 'mkfs.ext4',
-                 'busybox', 'cp'):
-        require(shutil.which(tool) is not None, tool)
-    path = tempfile.mkdtemp(prefix='hp-bdr-')
-    yield path
-    unmount_all(path)
-    shutil.rmtree(path, ignore_errors=True)
+workdir = workdir_fixture('hp-bdr', ('dockerd', 'containerd', 'losetup', 'findmnt', 'blkid', 'wipefs', 'mkfs.btrfs',
+                                     'mkfs.ext4', 'busybox', 'cp'))
 
 
 @contextlib.contextmanager

@@ -25,10 +25,8 @@ import time
 import tomllib
 import uuid
 
-import pytest
-
 from conftest import workdir_fixture
-from tests.lab.dockerd import loop_filesystem, stop_popen
+from tests.lab.dockerd import stop_popen
 
 MODULE = 'hostprep.container_host.containerd_snapshotter'
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'unit', 'fixtures', 'containerd')
@@ -37,22 +35,6 @@ PLUGIN = 'io.containerd.snapshotter.v1.btrfs'
 
 
 workdir = workdir_fixture('hp-ctd', ('containerd', 'ctr', 'dockerd', 'losetup', 'mkfs.btrfs', 'findmnt'))
-
-
-@pytest.fixture(scope='module')
-def btrfs(workdir):
-    with loop_filesystem(workdir, 'btrfs') as mountpoint:
-        yield mountpoint
-
-
-@pytest.fixture(scope='module')
-def engine26(workdir):
-    """Stands in for Engine 26's dockerd binary: prints its version line."""
-    path = os.path.join(workdir, 'dockerd-26')
-    with open(path, 'w', encoding='utf-8') as handle:
-        handle.write("#!/bin/sh\necho 'Docker version 26.1.5+dfsg1, build a72d7cd'\n")
-    os.chmod(path, 0o755)
-    return path
 
 
 def make_case(workdir: str, name: str, main: str | None) -> dict:

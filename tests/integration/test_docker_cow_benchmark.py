@@ -12,8 +12,6 @@ a run; the next run must remove what the first one left.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -21,8 +19,8 @@ import uuid
 import pytest
 import yaml
 
-from conftest import require
-from dockerd import PrivateDockerd, loop_filesystem
+from conftest import workdir_fixture
+from tests.lab.dockerd import PrivateDockerd, engines_on_loop_filesystems
 
 MODULE = 'hostprep.container_host.docker_cow_benchmark'
 LABEL = 'io.hostprep.cow-benchmark'
@@ -35,37 +33,17 @@ BACKENDS = {
 }
 
 
-@pytest.fixture(scope='module')
-def workdir():
-    for tool in ('dockerd', 'containerd', 'runc', 'losetup', 'findmnt', 'mkfs.xfs', 'mkfs.btrfs', 'mkfs.ext4',
-                 'btrfs'):
-        require(shutil.which(tool) is not None, tool)
-    require(os.path.isfile('/bin/busybox'), '/bin/busybox (busybox-static)')
-    path = tempfile.mkdtemp(prefix='hp-cow-')
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+workdir = workdir_fixture('hp-cow', ('dockerd', 'containerd', 'runc', 'losetup', 'findmnt', 'mkfs.xfs', 'mkfs.btrfs',
+                                     'mkfs.ext4', 'btrfs', '/bin/busybox'))
 
 
 @pytest.fixture(scope='module')
 def engines(workdir):
     """One private engine per backend, each on its own filesystem; plus a
     tiny one (64 MiB ext4) for the free-space refusal."""
-    started: dict[str, PrivateDockerd] = {}
-    with loop_filesystem(workdir, 'btrfs', 320) as btrfs, loop_filesystem(workdir, 'xfs', 320) as xfs, \
-            loop_filesystem(workdir, 'ext4', 320) as ext4, loop_filesystem(workdir, 'ext4', 320) as ext4_vfs, \
-            loop_filesystem(workdir, 'ext4', 64) as tiny:
-        mounts = {'btrfs': btrfs, 'overlay2-xfs': xfs, 'overlay2-ext4': ext4, 'vfs': ext4_vfs, 'tiny': tiny}
-        try:
-            for name, mount in mounts.items():
-                driver = BACKENDS.get(name, ('ext4', 'overlay2'))[1]
-                case = os.path.join(workdir, name)
-                os.makedirs(case)
-                started[name] = PrivateDockerd(case, data_root=os.path.join(mount, 'docker'),
-                                               storage_driver=driver).start()
-            yield started
-        finally:
-            for engine in started.values():
-                engine.stop()
+    specs = {name: (fstype, driver, 320) for name, (fstype, driver) in BACKENDS.items()}
+    with engines_on_loop_filesystems(workdir, dict(specs, tiny=('ext4', 'overlay2', 64))) as started:
+        yield started
 
 
 def labelled(engine: PrivateDockerd) -> tuple[list, list]:

@@ -16,10 +16,7 @@ import json
 import os
 import tomllib
 
-import pytest
-
 from conftest import workdir_fixture
-from tests.lab.dockerd import loop_filesystem
 
 CONTAINERD = 'hostprep.container_host.containerd_snapshotter'
 INFO = 'hostprep.container_host.docker_storage_info'
@@ -29,23 +26,6 @@ MAIN_CRLF = ('# written on another system: CRLF line breaks\r\nversion = 2\r\nro
 
 
 workdir = workdir_fixture('hp-djf', ('losetup', 'mkfs.btrfs', 'findmnt'))
-
-
-@pytest.fixture(scope='module')
-def btrfs(workdir):
-    with loop_filesystem(workdir, 'btrfs') as mountpoint:
-        yield mountpoint
-
-
-@pytest.fixture(scope='module')
-def engine26(workdir):
-    """Stands in for Engine 26's dockerd binary (this host's 20.10 has no containerd image store): prints its
-    version line, as in test_containerd_snapshotter."""
-    path = os.path.join(workdir, 'dockerd-26')
-    with open(path, 'w', encoding='utf-8') as handle:
-        handle.write("#!/bin/sh\necho 'Docker version 26.1.5+dfsg1, build a72d7cd'\n")
-    os.chmod(path, 0o755)
-    return path
 
 
 def write(path: str, data: str | bytes) -> str:

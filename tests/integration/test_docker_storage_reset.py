@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import tempfile
 import time
 
 import pytest
 
-from conftest import require
-from dockerd import PrivateDockerd, import_busybox, loop_filesystem
+from conftest import workdir_fixture
+from tests.lab.dockerd import PrivateDockerd, import_busybox, loop_filesystem
 
 MODULE = 'hostprep.container_host.docker_storage_reset'
 G = 1024 ** 3
@@ -58,13 +56,7 @@ def settled_tree(root: str, quiet: float = 2.0, limit: float = 60.0) -> list[tup
     raise AssertionError('%s kept changing for %.0f s with nothing using the engine' % (root, limit))
 
 
-@pytest.fixture(scope='module')
-def workdir():
-    for tool in ('dockerd', 'containerd', 'runc', 'losetup', 'mkfs.ext4', 'busybox'):
-        require(shutil.which(tool) is not None, tool)
-    path = tempfile.mkdtemp(prefix='hp-rst-')
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+workdir = workdir_fixture('hp-rst', ('dockerd', 'containerd', 'runc', 'losetup', 'mkfs.ext4', 'busybox'))
 
 
 @pytest.fixture(scope='module')

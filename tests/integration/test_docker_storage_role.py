@@ -10,7 +10,8 @@ import contextlib
 import json
 import os
 
-from dockerd import import_busybox, raw_loop_device, read_bytes, unmount_all
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import read_bytes
+from tests.lab.dockerd import import_busybox, raw_loop_device, unmount_all
 from storage_role import (PLAYBOOK, RESET_PLAYBOOK, blkid_type, converge, engines, findmnt, fs,  # noqa: F401 pylint: disable=unused-import
                           inventory, workdir)
 

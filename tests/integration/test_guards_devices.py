@@ -49,9 +49,9 @@ from ansible_collections.hostprep.container_host.plugins.module_utils import _mo
 from ansible_collections.hostprep.container_host.plugins.module_utils import _thinpool as tp
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import Changes, HostprepError
 
-import hoststate
+from tests.lab import hoststate
 from conftest import require
-from dockerd import unmount_all
+from tests.lab.dockerd import unmount_all
 from test_lvm_thinpool import host_run, sh
 
 BTRFS = 'hostprep.container_host.btrfs_data_root'

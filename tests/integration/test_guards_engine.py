@@ -22,17 +22,15 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
-import tempfile
 import uuid
 
 import pytest
 
-import hoststate
-from conftest import require
-from dockerd import PrivateDockerd, import_busybox, loop_filesystem
+from tests.lab import hoststate
+from conftest import require, workdir_fixture
+from tests.lab.dockerd import PrivateDockerd, import_busybox, loop_filesystem
 
 COW = 'hostprep.container_host.docker_cow_benchmark'
 ARCHIVE = 'hostprep.container_host.docker_images_archive'
@@ -44,14 +42,8 @@ MAIN_TOML = ('# containerd of the guard tests\nversion = 2\nroot = "/var/lib/con
 DAEMON_JSON = '{\n  "log-level": "warn"\n}\n'
 
 
-@pytest.fixture(scope='module')
-def workdir():
-    for tool in ('dockerd', 'containerd', 'losetup', 'mkfs.ext4', 'chattr', 'tune2fs', 'fallocate', 'findmnt'):
-        require(shutil.which(tool) is not None, tool)
-    require(os.path.isfile('/bin/busybox'), '/bin/busybox (busybox-static)')
-    path = tempfile.mkdtemp(prefix=PREFIX + '-')
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+workdir = workdir_fixture(PREFIX, ('dockerd', 'containerd', 'losetup', 'mkfs.ext4', 'chattr', 'tune2fs', 'fallocate', 'findmnt',
+                                   '/bin/busybox'))
 
 
 @pytest.fixture(scope='module')
@@ -61,17 +53,6 @@ def engine(workdir):
         with PrivateDockerd(workdir, data_root=os.path.join(ext4, 'docker')) as dockerd:
             import_busybox(dockerd.client)
             yield dockerd
-
-
-@pytest.fixture(scope='module')
-def engine26(workdir):
-    """Stands in for Engine 26's dockerd binary (this host has 20.10, which
-    has no containerd image store): prints its version line."""
-    path = os.path.join(workdir, 'dockerd-26')
-    with open(path, 'w', encoding='utf-8') as handle:
-        handle.write("#!/bin/sh\necho 'Docker version 26.1.5+dfsg1, build a72d7cd'\n")
-    os.chmod(path, 0o755)
-    return path
 
 
 def engine_lists(dockerd: PrivateDockerd) -> dict:

@@ -22,9 +22,9 @@ import uuid
 import pytest
 from pyroute2 import NetNS, netns
 
-import hoststate  # pylint: disable=import-error
-from dockerd import loop_filesystem  # pylint: disable=import-error
-from netns_host import inventory_in  # pylint: disable=import-error
+from tests.lab import hoststate
+from tests.lab.dockerd import loop_filesystem
+from tests.lab.netns_lab import inventory_in
 
 LINK_MTU = 'hostprep.container_host.link_mtu'
 PMTUD = 'hostprep.container_host.pmtud'

@@ -27,9 +27,10 @@ import uuid
 
 import pytest
 
-import hoststate
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import read_bytes
+from tests.lab import hoststate
 from conftest import require
-from dockerd import loop_filesystem, read_bytes
+from tests.lab.dockerd import loop_filesystem
 from test_path_mtu_info import echo_counters
 
 PMTU = 'hostprep.container_host.path_mtu_info'

@@ -24,14 +24,13 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 
 import pytest
 
-import hoststate
-from conftest import require
-from dockerd import PrivateDockerd, loop_filesystem
+from tests.lab import hoststate
+from conftest import workdir_fixture
+from tests.lab.dockerd import PrivateDockerd, loop_filesystem
 from test_docker_storage_reset import args as base_args, populate
 
 MODULE = 'hostprep.container_host.docker_storage_reset'
@@ -64,14 +63,9 @@ def mount(*args: str) -> None:
     subprocess.run(['mount'] + list(args), check=True, capture_output=True)
 
 
-@pytest.fixture(scope='module')
-def workdir():
-    for tool in ('dockerd', 'containerd', 'runc', 'losetup', 'mkfs.ext4', 'busybox', 'chattr', 'lsattr', 'findmnt'):
-        require(shutil.which(tool) is not None, tool)
-    path = tempfile.mkdtemp(prefix='hp-grst-')
-    yield path
-    subprocess.run(['chattr', '-R', '-i', path], capture_output=True, check=False)
-    shutil.rmtree(path, ignore_errors=True)
+workdir = workdir_fixture('hp-grst', ('dockerd', 'containerd', 'runc', 'losetup', 'mkfs.ext4', 'busybox', 'chattr', 'lsattr',
+                                      'findmnt'),
+                          lambda path: subprocess.run(['chattr', '-R', '-i', path], capture_output=True, check=False))
 
 
 @pytest.fixture(scope='module')

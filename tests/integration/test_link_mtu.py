@@ -9,7 +9,7 @@ import os
 import pytest
 from pyroute2 import NetNS
 
-from netns_host import inventory_in  # pylint: disable=import-error
+from tests.lab.netns_lab import inventory_in
 
 MODULE = 'hostprep.container_host.link_mtu'
 

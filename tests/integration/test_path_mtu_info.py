@@ -12,15 +12,15 @@ none at all when its input is bad.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 
 import pytest
 
+from tests.lab import LINKROOT
+
 MODULE = 'hostprep.container_host.path_mtu_info'
-LINKROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), '.build', 'link')
 NAMES = ('t9000', 't1500', 't4000', 'tblack')
 
 
@@ -191,9 +191,8 @@ def test_bad_input_fails_clearly_before_any_probe(lab, ansible, args, words):
 
 PROBE_SCRIPT = """
 import dataclasses, json, sys
-sys.path.insert(0, sys.argv[1])
 from ansible_collections.hostprep.container_host.plugins.module_utils._pmtu import probe
-cases = json.loads(sys.argv[2])
+cases = json.loads(sys.argv[1])
 print(json.dumps([dataclasses.asdict(probe(target, size, 1.0)) for target, size in cases]))
 """
 
@@ -212,7 +211,7 @@ def test_exported_probe_function(lab):
         (lab['unused_v4'], 576, ('unreachable', None, lab['router_v4'])),
         (v6_mirror(lab['unused_v4']), 1280, ('unreachable', None, r1_v6)),
     ]
-    res = in_ns(lab, sys.executable, '-c', PROBE_SCRIPT, LINKROOT, json.dumps([c[:2] for c in cases]))
+    res = in_ns(lab, 'env', 'PYTHONPATH=' + LINKROOT, sys.executable, '-c', PROBE_SCRIPT, json.dumps([c[:2] for c in cases]))
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout)
     for (target, size, want), result in zip(cases, got):

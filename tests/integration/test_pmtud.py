@@ -18,7 +18,7 @@ import uuid
 import pytest
 from pyroute2 import NetNS, netns
 
-from netns_host import inventory_in  # pylint: disable=import-error
+from tests.lab.netns_lab import inventory_in
 
 MODULE = 'hostprep.container_host.pmtud'
 PROBING = 'net.ipv4.tcp_mtu_probing'

@@ -14,7 +14,7 @@ import pytest
 from pyroute2 import NetNS
 
 from conftest import ROOT  # pylint: disable=import-error
-from netns_lab import python_in  # pylint: disable=import-error
+from tests.lab.netns_lab import python_in
 
 PLAYBOOK = os.path.join(ROOT, 'playbooks', 'storage_network.yml')
 

@@ -23,7 +23,7 @@ from html.parser import HTMLParser
 import pytest
 
 from conftest import ROOT, require
-from tests.lab.dockerd import PrivateDockerd, loop_filesystem
+from tests.lab.dockerd import PrivateDockerd, engines_on_loop_filesystems
 
 PLAYBOOK = os.path.join(ROOT, 'playbooks', 'validate.yml')
 LABEL = 'io.hostprep.cow-benchmark'
@@ -38,20 +38,10 @@ def private_engines(hosts: dict[str, tuple[str, str]], prefix: str = 'hp-val-') 
     for tool in ['dockerd', 'containerd', 'losetup'] + ['mkfs.%s' % fstype for fstype in fstypes] + ['btrfs'] * ('btrfs' in fstypes):
         require(shutil.which(tool) is not None, tool)
     workdir = tempfile.mkdtemp(prefix=prefix)
-    started: dict[str, PrivateDockerd] = {}
     try:
-        with contextlib.ExitStack() as stack:
-            try:
-                for host, (fstype, driver) in hosts.items():
-                    mount = stack.enter_context(loop_filesystem(workdir, fstype, 320))
-                    case = os.path.join(workdir, host)
-                    os.makedirs(case)
-                    started[host] = PrivateDockerd(case, data_root=os.path.join(mount, 'docker'),
-                                                   storage_driver=driver).start()
-                yield started
-            finally:
-                for engine in started.values():
-                    engine.stop()
+        with engines_on_loop_filesystems(workdir, {host: (fstype, driver, 320)
+                                                   for host, (fstype, driver) in hosts.items()}) as started:
+            yield started
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

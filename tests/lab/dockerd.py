@@ -124,15 +124,6 @@ def stop_popen(proc: subprocess.Popen | None) -> None:
             proc.wait(timeout=10)
 
 
-def read_bytes(path: str) -> bytes | None:
-    """A file's bytes, or None when it does not exist (for before/after checks)."""
-    try:
-        with open(path, 'rb') as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 @contextlib.contextmanager
 def raw_loop_device(workdir: str, size_mb: int = 256) -> t.Iterator[str]:
     """An empty (never formatted) loop device, detached and removed afterwards."""
@@ -309,3 +300,24 @@ def loop_filesystem(workdir: str, fstype: str, size_mb: int | None = None,
             os.rmdir(mountpoint)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(image)
+
+
+@contextlib.contextmanager
+def engines_on_loop_filesystems(workdir: str, engines: dict[str, tuple[str, str | None, int | None]]
+                                ) -> t.Iterator[dict[str, PrivateDockerd]]:
+    """One started PrivateDockerd per name (name -> (fstype, storage driver, size in MB or None)), its
+    directory workdir/name and its data root on a loop filesystem of its own; all stopped, then
+    unmounted, at the end."""
+    started: dict[str, PrivateDockerd] = {}
+    with contextlib.ExitStack() as stack:
+        try:
+            for name, (fstype, driver, size_mb) in engines.items():
+                mount = stack.enter_context(loop_filesystem(workdir, fstype, size_mb))
+                case = os.path.join(workdir, name)
+                os.makedirs(case)
+                started[name] = PrivateDockerd(case, data_root=os.path.join(mount, 'docker'),
+                                               storage_driver=driver).start()
+            yield started
+        finally:
+            for engine in started.values():
+                engine.stop()

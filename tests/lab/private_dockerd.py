@@ -37,9 +37,11 @@ import uuid
 import docker
 
 if __package__:
-    from .dockerd import DOCKERD, _pids_using, _wait_gone, end_processes, read_bytes, unmount_all
-else:  # run as the role's start or stop command: python tests/lab/private_dockerd.py
-    from dockerd import DOCKERD, _pids_using, _wait_gone, end_processes, read_bytes, unmount_all
+    from ansible_collections.hostprep.container_host.plugins.module_utils._common import read_bytes
+
+    from .dockerd import DOCKERD, _pids_using, _wait_gone, end_processes, unmount_all
+else:  # run as the role's start or stop command: python tests/lab/private_dockerd.py (Engine is not used)
+    from dockerd import DOCKERD, _pids_using, _wait_gone, end_processes, unmount_all
 
 SCRIPT = os.path.abspath(__file__)
 
