@@ -477,3 +477,32 @@ def test_verify_timeout_bounds(value):
 
 def test_verify_timeout_default_and_valid():
     assert _link.check_timeout(None) == 2.0 and _link.check_timeout(60) == 60.0
+
+
+# --- stacked links: the whole run (tests/unit/fixtures/link/links_stack.json) --------
+
+@pytest.fixture
+def stack_links():
+    return _link.links_from_msgs(load('links_stack.json'))
+
+
+def test_set_mtus_stacked_sets_in_order_and_persists_every_touched_link(stack_links):
+    nl = FakeNetlink(stack_links, {})
+    persister = FailingPersister(failing_ifindex=None)
+    result = _link.set_mtus(params(links=[{'name': 'bra'}], persist='ifupdown'), nl, persister, None, False,
+                            lambda m: None)
+    names = {link.ifindex: link.ifname for link in stack_links}
+    assert [(names[i], mtu) for i, mtu in nl.sets] == [('a0', 9000), ('mv', 9000), ('bra', 9000)]
+    assert persister.files == {'/root/bra': 9000, '/root/a0': 9000, '/root/mv': 9000}
+    assert [(l['ifname'], l['stacked']) for l in result['links']] == [
+        ('bra', None), ('a0', 'parent of macvlan mv'), ('mv', 'port of bridge bra')]
+
+
+def test_set_mtus_stacked_failure_restores_the_whole_stack_top_down(stack_links):
+    names = {link.ifname: link.ifindex for link in stack_links}
+    nl = FakeNetlink(stack_links, {}, fail_on=names['bra'])
+    record = Changes()
+    with pytest.raises(HostprepError, match='setting MTU 9000 on bra failed: .*restored mv to 1500, a0 to 1500'):
+        _link.set_mtus(params(links=[{'name': 'bra'}]), nl, None, None, False, lambda m: None, record)
+    assert nl.mtu_of('a0') == nl.mtu_of('mv') == nl.mtu_of('bra') == 1500
+    assert record.undone == ['the MTU of mv back to 1500', 'the MTU of a0 back to 1500']
