@@ -159,6 +159,29 @@ EXAMPLES = r'''
 - name: devicemapper on an LVM thin pool
   hostprep.container_host.docker_cow_benchmark:
     thinpool: docker/thinpool
+
+# The benchmark runs for minutes. With async and poll the task survives an SSH connection that drops or times
+# out meanwhile; Ansible checks every 15 seconds and gives up after 30 minutes.
+- name: Measure in the background, polled
+  hostprep.container_host.docker_cow_benchmark:
+  async: 1800
+  poll: 15
+  register: cow
+
+# Or start it on every host at once and show progress while waiting (poll 0, then async_status).
+- name: Start the benchmark on every host
+  hostprep.container_host.docker_cow_benchmark:
+  async: 1800
+  poll: 0
+  register: cow_job
+
+- name: Wait for the benchmark on every host
+  ansible.builtin.async_status:
+    jid: "{{ cow_job.ansible_job_id }}"
+  register: cow
+  until: cow.finished
+  retries: 120
+  delay: 15
 '''
 
 RETURN = r'''

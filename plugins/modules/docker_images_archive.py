@@ -93,6 +93,30 @@ EXAMPLES = r'''
   hostprep.container_host.docker_images_archive:
     path: /srv/docker-images/all.tar
     state: loaded
+
+# Saving and loading many gigabytes takes minutes: run it in the background so a dropped or timed-out SSH
+# connection does not fail the task; Ansible checks every 10 seconds and gives up after an hour.
+- name: Save every image, polled
+  hostprep.container_host.docker_images_archive:
+    path: /srv/docker-images/all.tar
+  async: 3600
+  poll: 10
+
+# Or start it on every host at once and wait with async_status.
+- name: Start saving the images
+  hostprep.container_host.docker_images_archive:
+    path: /srv/docker-images/all.tar
+  async: 3600
+  poll: 0
+  register: save_job
+
+- name: Wait until the archive is written
+  ansible.builtin.async_status:
+    jid: "{{ save_job.ansible_job_id }}"
+  register: saved
+  until: saved.finished
+  retries: 360
+  delay: 10
 '''
 
 RETURN = r'''
