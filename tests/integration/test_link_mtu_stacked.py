@@ -116,13 +116,3 @@ def test_a_failed_verification_rolls_back_the_whole_stack(ansible, stk):
     assert 'Rolled back: bra to 1500, mv to 1500, a0 to 1500' in result['msg']
     assert mtus(stk) == before
 
-
-def test_bond_vlan_bridge(ansible, stk):
-    """Bond members, bond, VLAN, bridge: raised bottom up, a member alone refused."""
-    if not stk['bond']:
-        pytest.skip('this kernel has no bonding or 802.1Q driver (tests/unit covers the plan; VM lab: docs/network)')
-    dummy, applied = four_steps(ansible, stk, {'links': [{'name': 'brv'}], 'mtu': 9000},
-                                {'m1': 9000, 'm2': 9000, 'bond0': 9000, 'bond0.100': 9000, 'brv': 9000})
-    assert touched(applied)['m1'] == 'member of bond bond0'
-    refused = ansible.module(MODULE, {'links': [{'name': 'm1'}], 'mtu': 4000, 'netns': stk['host_ns']})
-    assert refused.get('failed') and 'member of bond bond0' in refused['msg']
