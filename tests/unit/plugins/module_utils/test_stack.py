@@ -108,8 +108,8 @@ def test_bond_members_follow_the_bond_both_ways(msgs):
     assert plan(links, brp=9000)[-1] == ('brp', 9000, None)
     assert sorted(plan(links, brp=9000)[:2]) == [('p1', 9000, 'member of bond brp'), ('p2', 9000, 'member of bond brp')]
     down = plan(links, brp=1400)
-    assert down[0] == ('brp', 1400, None) and sorted(down[1:]) == [('p1', 1400, 'member of bond brp'),
-                                                                  ('p2', 1400, 'member of bond brp')]
+    assert down[0] == ('brp', 1400, None)
+    assert sorted(down[1:]) == [('p1', 1400, 'member of bond brp'), ('p2', 1400, 'member of bond brp')]
 
 
 def test_a_bond_member_alone_is_refused(msgs):
