@@ -2,8 +2,8 @@
 #
 #   make release-check     its unit tests, changelog lint, the tarball from a dirty copy, the install block of docs/install.md
 #                          without Galaxy (ansible-doc, --syntax-check), ansible-builder create (tests/release/release.py)
-#   make core-versions     sanity and units on each ansible-core release of CORE_VERSIONS, each in its own venv
-#                          under .build/ (2.19 is the main venv's: make sanity, make units)
+#   make core-versions     sanity, units and the install block on each ansible-core release of CORE_VERSIONS, each
+#                          in its own venv under .build/ (2.19 is the main venv's: make sanity, units, release-check)
 #   make core-versions CORE_VERSIONS=2.16.19
 
 # unzip takes ansible.posix out of PyPI's ansible wheel in docs/install.md's block.
@@ -35,12 +35,15 @@ $(GETPIP_CACHE)/get_pip_%.py: hack/get_pip_standin.py
 	$(BIN)/pip download -q --disable-pip-version-check --no-deps -d $(GETPIP_CACHE) pip==$(subst _,.,$*)
 	cp hack/get_pip_standin.py $@
 
-# The main Makefile's sanity and units, with another release's ansible-test, ansible and pytest first on PATH.
+# The main Makefile's sanity and units, with another release's ansible-test, ansible and pytest first on PATH;
+# then docs/install.md's install block with that release's ansible-galaxy, ansible-doc and ansible-playbook.
 core-versions: deps $(GETPIP_CACHE)/get_pip_23_1_2.py $(GETPIP_CACHE)/get_pip_24_2.py \
   $(foreach v,$(CORE_VERSIONS),$(BUILD)/core-$(v)/.stamp)
 	@all=$$(date +%s)
 	for v in $(CORE_VERSIONS); do
 	  echo "==> ansible-core $$v"
 	  $(MAKE) --no-print-directory sanity units BIN=$(BUILD)/core-$$v/bin SANITYROOT=$(SANITYROOT)-core-$$v
+	  $(call timed,install ansible-core $$v,PATH=$(BUILD)/core-$$v/bin:$$PATH $(BIN)/python tests/release/release.py install \
+	    --work $(RELEASE_WORK)-core-$$v)
 	done
 	echo "==> make core-versions: $(CORE_VERSIONS) passed in $$(( $$(date +%s) - all )) s"
