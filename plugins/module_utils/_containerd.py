@@ -359,111 +359,129 @@ def engine_version(module: t.Any, params: dict[str, t.Any]) -> _engine.Version:
 
 
 def configure(module: t.Any) -> dict[str, t.Any]:
+    """containerd_snapshotter's run: the engine must have the containerd image store; then plan the main file's
+    imports, the drop-in and daemon.json, check the storage, and write what changes behind one check-mode gate."""
     params = module.params
     require_toml()
     snapshotter = params['snapshotter']
-    plugin = PLUGINS[snapshotter]
-    config_path = params['containerd_config']
-    drop_in = os.path.abspath(params['drop_in'])
-    daemon_path = params['daemon_config']
-
     version = engine_version(module, params)
     supported, reason = support(version)
     if not supported:
         raise HostprepError(reason, supported=False, reason=reason, snapshotter=snapshotter,
                             engine={'version': _engine.version_string(version)})
     check_params(snapshotter, params)
-    warnings: list[str] = []
+    main = plan_main(params['containerd_config'], os.path.abspath(params['drop_in']), PLUGINS[snapshotter])
+    drop = plan_drop_in(params, main)
+    storage = (check_storage(module, snapshotter, drop['section'], drop['root_path']) if params['check_storage']
+               else {'checked': False})
+    daemon = plan_daemon_json(params['daemon_config'], snapshotter)
+    if not module.check_mode:
+        write_planned(module, params, main, drop, daemon)
+    for warning in main['warnings'] + daemon['warnings']:
+        module.warn(warning)
+    containerd_changed = main['changed'] or drop['changed']
+    return {
+        'changed': containerd_changed or daemon['changed'],
+        'supported': True,
+        'snapshotter': snapshotter,
+        'engine': {'version': _engine.version_string(version)},
+        'containerd_config_changed': containerd_changed,
+        'daemon_config_changed': daemon['changed'],
+        'restart_required': containerd_changed or daemon['changed'],
+        'drop_in': drop['path'],
+        'imports': main['new_imports'],
+        'settings': drop['section'],
+        'root_path': drop['root_path'],
+        'storage': storage,
+        'diff': differences(main, drop, daemon),
+    }
 
-    # containerd's main file
-    main_text = read_config(config_path, 'containerd_config')
-    main = parse_toml(main_text, config_path) if main_text is not None else {}
-    cversion = config_version(main) if main_text is not None else 2
+
+def plan_main(config_path: str, drop_in: str, plugin: str) -> dict[str, t.Any]:
+    """containerd's main file: its data, version, the imports list with the drop-in, the new text (only the
+    imports statement changes), and warnings about other places that configure the snapshotter."""
+    text = read_config(config_path, 'containerd_config')
+    data = parse_toml(text, config_path) if text is not None else {}
+    cversion = config_version(data) if text is not None else 2
     if cversion < 2:
         raise HostprepError('%s is a containerd configuration of version 1, which has no plugin URIs for the drop-in; '
                             'migrate it to version 2 (containerd config default shows the layout, containerd 2 '
                             'has "containerd config migrate"); nothing was changed' % config_path)
-    imports = main.get('imports', [])
+    imports = data.get('imports', [])
     if not isinstance(imports, list):
         raise HostprepError('imports in %s is not a list of files; fix it, nothing was changed' % config_path)
     config_dir = os.path.dirname(os.path.abspath(config_path))
     covered = imports_cover(imports, drop_in, config_dir)
     new_imports = imports if covered else imports + [drop_in]
-    if main_text is None:
-        new_main = 'version = 2\nimports = %s\n' % toml_value(new_imports)
-    elif covered:
-        new_main = main_text
+    if text is None:
+        new_text = 'version = 2\nimports = %s\n' % toml_value(new_imports)
     else:
-        new_main = set_imports(main_text, new_imports, config_path)
-    main_section = ((main.get('plugins') or {}).get(plugin) or {})
-    if main_section:
+        new_text = text if covered else set_imports(text, new_imports, config_path)
+    section = ((data.get('plugins') or {}).get(plugin) or {})
+    warnings = []
+    if section:
         warnings.append('%s has its own [plugins."%s"] section; the drop-in %s replaces it (its other keys were '
                         'carried over)' % (config_path, plugin, drop_in))
     for other in _other_imported_sections(imports, config_dir, drop_in, plugin):
         warnings.append('%s also configures %s and may override the drop-in %s; remove that section there'
                         % (other, plugin, drop_in))
+    return {'path': config_path, 'text': text, 'data': data, 'version': cversion, 'imports': imports,
+            'new_imports': new_imports, 'new_text': new_text, 'changed': new_text != text, 'plugin': plugin,
+            'section': section, 'warnings': warnings}
 
-    # the drop-in
-    drop_text = read_config(drop_in, 'drop_in')
-    drop = parse_toml(drop_text, drop_in) if drop_text is not None else {}
-    current_section = dict(main_section)
-    current_section.update((drop.get('plugins') or {}).get(plugin) or {})
-    section = wanted_section(snapshotter, params, current_section)
-    wanted_drop = {'version': cversion, 'plugins': {plugin: section}}
-    drop_changed = drop != wanted_drop
 
-    # the storage the snapshotter needs
-    containerd_root = main.get('root') if isinstance(main.get('root'), str) else _engine.CONTAINERD_ROOT
-    root_path = section.get('root_path') or os.path.join(containerd_root, plugin)
-    storage = check_storage(module, snapshotter, section, root_path) if params['check_storage'] else {'checked': False}
+def plan_drop_in(params: dict[str, t.Any], main: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The drop-in's data as it is and as wanted (keys the host had for the snapshotter carried over), and the
+    snapshotter's root."""
+    path = os.path.abspath(params['drop_in'])
+    plugin = main['plugin']
+    text = read_config(path, 'drop_in')
+    current = parse_toml(text, path) if text is not None else {}
+    current_section = dict(main['section'])
+    current_section.update((current.get('plugins') or {}).get(plugin) or {})
+    section = wanted_section(params['snapshotter'], params, current_section)
+    wanted = {'version': main['version'], 'plugins': {plugin: section}}
+    root = main['data'].get('root') if isinstance(main['data'].get('root'), str) else _engine.CONTAINERD_ROOT
+    return {'path': path, 'text': text, 'current': current, 'wanted': wanted, 'section': section,
+            'changed': current != wanted, 'root_path': section.get('root_path') or os.path.join(root, plugin)}
 
-    # daemon.json, read and written as docker_daemon_config does (through a symbolic link, keeping it)
-    daemon_real, daemon_text = _daemon_json.read_config(daemon_path, 'daemon_config')
-    daemon_before, daemon_warnings = _daemon_config.parse_config(daemon_text, daemon_path)
-    warnings.extend(daemon_warnings)
-    daemon_before = daemon_before or {}
-    daemon_after = _daemon_config.merge(daemon_before, {'storage-driver': snapshotter,
-                                                        'features': {'containerd-snapshotter': True}})
-    daemon_changed = daemon_text is None or not _daemon_config.same(daemon_before, daemon_after)
-    if daemon_changed:
-        uses = read_flags(_daemon_config.DEFAULT_FLAGS_SOURCES)
-        conflicts = _daemon_config.find_conflicts(daemon_after, uses)
+
+def plan_daemon_json(daemon_path: str, snapshotter: str) -> dict[str, t.Any]:
+    """daemon.json, read as docker_daemon_config does (through a symbolic link, keeping it), with storage-driver
+    and the containerd image store merged in; a flag of dockerd that sets them too is refused."""
+    real, text = _daemon_json.read_config(daemon_path, 'daemon_config')
+    before, warnings = _daemon_config.parse_config(text, daemon_path)
+    before = before or {}
+    after = _daemon_config.merge(before, {'storage-driver': snapshotter, 'features': {'containerd-snapshotter': True}})
+    changed = text is None or not _daemon_config.same(before, after)
+    if changed:
+        conflicts = _daemon_config.find_conflicts(after, read_flags(_daemon_config.DEFAULT_FLAGS_SOURCES))
         if conflicts:
             raise HostprepError(_daemon_config.conflict_message(daemon_path, conflicts),
                                 conflicts=[use.as_dict() for use in conflicts])
+    return {'path': daemon_path, 'real': real, 'text': text, 'before': before, 'after': after, 'changed': changed,
+            'warnings': warnings}
 
-    main_changed = new_main != main_text
-    containerd_changed = main_changed or drop_changed
+
+def write_planned(module: t.Any, params: dict[str, t.Any], main: dict[str, t.Any], drop: dict[str, t.Any],
+                  daemon: dict[str, t.Any]) -> None:
+    """The drop-in, then the main file's imports, then daemon.json; a failed write puts back the ones before."""
+    writes = UndoableWrites(module, changes_of(module))
+    if drop['changed']:
+        writes.write(drop['path'], render_drop_in(main['version'], main['plugin'], drop['section'],
+                                                  params['containerd_config']))
+    if main['changed']:
+        writes.write(main['path'], main['new_text'])
+    if daemon['changed']:
+        writes.write_daemon_json(daemon['path'], daemon['real'], _daemon_config.render(daemon['after']))
+
+
+def differences(main: dict[str, t.Any], drop: dict[str, t.Any], daemon: dict[str, t.Any]) -> t.Any:
     diff = Differences()
-    diff.add('containerd imports', imports if main_text is not None else None, new_imports)
-    diff.add('drop-in %s' % drop_in, drop if drop_text is not None else None, wanted_drop)
-    diff.add('daemon.json', daemon_before if daemon_text is not None else None, daemon_after)
-
-    if not module.check_mode:
-        writes = UndoableWrites(module, changes_of(module))
-        if drop_changed:
-            writes.write(drop_in, render_drop_in(cversion, plugin, section, config_path))
-        if main_changed:
-            writes.write(config_path, new_main)
-        if daemon_changed:
-            writes.write_daemon_json(daemon_path, daemon_real, _daemon_config.render(daemon_after))
-    for warning in warnings:
-        module.warn(warning)
-    return {
-        'changed': containerd_changed or daemon_changed,
-        'supported': True,
-        'snapshotter': snapshotter,
-        'engine': {'version': _engine.version_string(version)},
-        'containerd_config_changed': containerd_changed,
-        'daemon_config_changed': daemon_changed,
-        'restart_required': containerd_changed or daemon_changed,
-        'drop_in': drop_in,
-        'imports': new_imports,
-        'settings': section,
-        'root_path': root_path,
-        'storage': storage,
-        'diff': diff.diff(),
-    }
+    diff.add('containerd imports', main['imports'] if main['text'] is not None else None, main['new_imports'])
+    diff.add('drop-in %s' % drop['path'], drop['current'] if drop['text'] is not None else None, drop['wanted'])
+    diff.add('daemon.json', daemon['before'] if daemon['text'] is not None else None, daemon['after'])
+    return diff.diff()
 
 
 def check_storage(module: t.Any, snapshotter: str, section: dict[str, t.Any], root_path: str) -> dict[str, t.Any]:

@@ -434,11 +434,36 @@ def check_params(params: dict[str, t.Any]) -> None:
 
 
 def gather(module: t.Any, engine: Engine | None) -> tuple[dict[str, t.Any], list[str]]:
-    """All storage facts and warnings. engine None: files only (api=false)."""
+    """All storage facts and warnings. engine None: files only (api=false).
+
+    The files first (daemon.json, dockerd's flags), then the engine's answer or, without one, what the files and
+    the data root say; then the filesystem under the data root, devicemapper and its thin pool, and the counts."""
     params = module.params
     check_params(params)
     warnings: list[str] = []
+    config, flags = configured(params, warnings)
+    api = ask_engine(engine, params['docker_host'], warnings)
+    if api is not None:
+        found = from_engine(api, params, config, flags, warnings)
+    else:
+        found = from_files(module, params, config, flags, warnings)
+    found['engine']['reachable'] = api is not None if engine is not None else None
+    data_root, driver, status = found['data_root'], found['driver'], found['driver_status']
+    opts = storage_opts(config, flags)
+    devicemapper = None
+    files = loopback_files(data_root)
+    if driver == 'devicemapper':
+        devicemapper = devicemapper_from_status(status) if status is not None else devicemapper_from_files(opts, files)
+        devicemapper['loopback_files'] = files
+    device = thinpool_device(driver, opts, devicemapper)
+    storage = dict(found, devicemapper=devicemapper, backing_fs=backing_facts(module, data_root, status),
+                   thinpool=_thinpool(module, device, warnings) if device else None)
+    storage.update(counts_of(api, params['docker_host'], data_root, driver, found['engine'], warnings))
+    return storage, warnings
 
+
+def configured(params: dict[str, t.Any], warnings: list[str]) -> tuple[dict[str, t.Any], list[_daemon_config.FlagUse]]:
+    """daemon.json's settings (a file dockerd would refuse is a warning and counts as none) and dockerd's flags."""
     config: dict[str, t.Any] = {}
     try:
         parsed, parse_warnings = _daemon_config.parse_config(config_text(params['daemon_config']),
@@ -454,47 +479,67 @@ def gather(module: t.Any, engine: Engine | None) -> tuple[dict[str, t.Any], list
                 os.path.abspath(use.value) != os.path.abspath(params['daemon_config']):
             warnings.append('dockerd is started with --config-file %s (%s); set daemon_config to read that file'
                             % (use.value, use.where()))
-    opts = storage_opts(config, flags)
+    return config, flags
 
-    api: dict[str, t.Any] | None = None
-    if engine is not None:
-        try:
-            api = engine.query()
-        except EngineUnreachable as exc:
-            warnings.append('the Docker engine at %s did not answer (%s); only file-level facts are reported'
-                            % (params['docker_host'], exc))
 
-    engine_facts: dict[str, t.Any] = {'reachable': api is not None if engine is not None else None,
-                                      'version': None, 'api_version': None, 'containerd_image_store': None}
-    status: dict[str, str] | None = None
-    if api is not None:
-        info = api['info']
-        status = driver_status(info)
-        driver: str | None = info.get('Driver') or None
-        driver_source = 'api' if driver else None
-        engine_facts['version'] = engine_version(info.get('ServerVersion') or api['version'].get('Version'))
-        engine_facts['api_version'] = api['version'].get('ApiVersion')
-        engine_facts['containerd_image_store'] = containerd_store_from_status(status)
-        data_root = params['data_root'] or info.get('DockerRootDir') or _daemon_config.data_root_of(config, flags)
-        if params['data_root'] and info.get('DockerRootDir') and \
-                os.path.abspath(params['data_root']) != os.path.abspath(info['DockerRootDir']):
-            warnings.append('data_root %s is not the data root of the engine at %s (%s)'
-                            % (params['data_root'], params['docker_host'], info['DockerRootDir']))
-    else:
-        data_root = params['data_root'] or _daemon_config.data_root_of(config, flags)
-        driver, driver_source = configured_driver(config, flags)
-        if not driver:
-            driver = driver_from_dirs(_listdir(data_root) or [])
-            driver_source = 'data_root' if driver else None
-        try:
-            found = _engine.engine_facts(module)
-        except HostprepError as exc:
-            found = None
-            warnings.append(exc.msg)
-        if found is not None:
-            engine_facts['version'] = _engine.version_string(found.version)
-            engine_facts['containerd_image_store'] = _engine.uses_containerd_store(found.version, config)
+def ask_engine(engine: Engine | None, docker_host: str, warnings: list[str]) -> dict[str, t.Any] | None:
+    if engine is None:
+        return None
+    try:
+        return engine.query()
+    except EngineUnreachable as exc:
+        warnings.append('the Docker engine at %s did not answer (%s); only file-level facts are reported'
+                        % (docker_host, exc))
+        return None
 
+
+def _no_engine_facts() -> dict[str, t.Any]:
+    return {'reachable': None, 'version': None, 'api_version': None, 'containerd_image_store': None}
+
+
+def from_engine(api: dict[str, t.Any], params: dict[str, t.Any], config: dict[str, t.Any],
+                flags: list[_daemon_config.FlagUse], warnings: list[str]) -> dict[str, t.Any]:
+    """Engine, driver and data root as the running engine reports them."""
+    info = api['info']
+    status = driver_status(info)
+    driver: str | None = info.get('Driver') or None
+    engine_facts = _no_engine_facts()
+    engine_facts.update(version=engine_version(info.get('ServerVersion') or api['version'].get('Version')),
+                        api_version=api['version'].get('ApiVersion'),
+                        containerd_image_store=containerd_store_from_status(status))
+    data_root = params['data_root'] or info.get('DockerRootDir') or _daemon_config.data_root_of(config, flags)
+    if params['data_root'] and info.get('DockerRootDir') and \
+            os.path.abspath(params['data_root']) != os.path.abspath(info['DockerRootDir']):
+        warnings.append('data_root %s is not the data root of the engine at %s (%s)'
+                        % (params['data_root'], params['docker_host'], info['DockerRootDir']))
+    return {'engine': engine_facts, 'driver': driver, 'driver_source': 'api' if driver else None,
+            'driver_status': status, 'data_root': data_root}
+
+
+def from_files(module: t.Any, params: dict[str, t.Any], config: dict[str, t.Any],
+               flags: list[_daemon_config.FlagUse], warnings: list[str]) -> dict[str, t.Any]:
+    """Engine, driver and data root without an engine's answer: the configuration, the data root's driver
+    directories and the installed dockerd's version."""
+    data_root = params['data_root'] or _daemon_config.data_root_of(config, flags)
+    driver, driver_source = configured_driver(config, flags)
+    if not driver:
+        driver = driver_from_dirs(_listdir(data_root) or [])
+        driver_source = 'data_root' if driver else None
+    engine_facts = _no_engine_facts()
+    try:
+        found = _engine.engine_facts(module)
+    except HostprepError as exc:
+        found = None
+        warnings.append(exc.msg)
+    if found is not None:
+        engine_facts['version'] = _engine.version_string(found.version)
+        engine_facts['containerd_image_store'] = _engine.uses_containerd_store(found.version, config)
+    return {'engine': engine_facts, 'driver': driver, 'driver_source': driver_source, 'driver_status': None,
+            'data_root': data_root}
+
+
+def backing_facts(module: t.Any, data_root: str, status: dict[str, str] | None) -> dict[str, t.Any]:
+    """The filesystem under the data root: mount, space, inodes and d_type."""
     mount = _engine.mount_facts(module, data_root)
     backing = {'fstype': mount['fstype'], 'source': mount['source'], 'target': mount['target'],
                'options': mount['options']}
@@ -503,39 +548,19 @@ def gather(module: t.Any, engine: Engine | None) -> tuple[dict[str, t.Any], list
     if dtype is None and status and 'Supports d_type' in status:
         dtype = parse_bool(status['Supports d_type'])
     backing['d_type'] = dtype
+    return backing
 
-    devicemapper = None
-    files = loopback_files(data_root)
-    if driver == 'devicemapper':
-        devicemapper = devicemapper_from_status(status) if status is not None else devicemapper_from_files(opts, files)
-        devicemapper['loopback_files'] = files
-    thinpool = None
-    device = thinpool_device(driver, opts, devicemapper)
-    if device:
-        thinpool = _thinpool(module, device, warnings)
 
-    if api is not None and api['df'] is None:
+def counts_of(api: dict[str, t.Any] | None, docker_host: str, data_root: str, driver: str | None,
+              engine_facts: dict[str, t.Any], warnings: list[str]) -> dict[str, t.Any]:
+    """Images, containers and volumes: sized by the engine, else counted in the data root."""
+    if api is not None and api['df'] is not None:
+        return {'images': image_facts(api['df'], api['dangling']), 'containers': container_facts(api['df']),
+                'volumes': volume_facts(api['df'])}
+    if api is not None:
         warnings.append('the Docker engine at %s answered but could not size its objects (%s); the counts are '
                         'read from the data root and sizes are not reported (raise timeout?)'
-                        % (params['docker_host'], api['error']))
-    if api is not None and api['df'] is not None:
-        counts = {'images': image_facts(api['df'], api['dangling']),
-                  'containers': container_facts(api['df']),
-                  'volumes': volume_facts(api['df'])}
-    else:
-        # With the containerd image store the images are containerd's, not
-        # in the data root's image store: leave their count to the engine.
-        counts = store_facts(data_root, None if engine_facts['containerd_image_store'] else driver)
-
-    storage = {
-        'engine': engine_facts,
-        'driver': driver,
-        'driver_source': driver_source,
-        'driver_status': status,
-        'devicemapper': devicemapper,
-        'data_root': data_root,
-        'backing_fs': backing,
-        'thinpool': thinpool,
-    }
-    storage.update(counts)
-    return storage, warnings
+                        % (docker_host, api['error']))
+    # With the containerd image store the images are containerd's, not
+    # in the data root's image store: leave their count to the engine.
+    return store_facts(data_root, None if engine_facts['containerd_image_store'] else driver)
