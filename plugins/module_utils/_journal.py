@@ -17,7 +17,17 @@ data root back and mounts again what was mounted before; `finish` removes the
 record once the change is complete. A run that dies between two steps leaves
 the record behind, so the next run finds it (`info`) and rolls it back.
 
-The plan of the undo is pure (plan_restore); only apply_restore does I/O.
+Storage the change creates (a btrfs filesystem, LVM PVs, a VG, a thin pool
+and a thin LV) is undone only with proof that this change made it: `begin`
+notes the signatures (type and UUID) on the change's devices and the VG with
+its LVs (UUIDs), a `step` with note_storage notes them again after the
+storage step, and `restore` removes an object only when it was absent before,
+noted after, and still has the noted UUID now (plan_created). A device that
+was blank before gets the new signature wiped; anything else is left and
+named.
+
+The plans of the undo are pure (plan_restore, plan_created); only restore
+does I/O.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import shutil
 import time
 import typing as t
 
-from ansible_collections.hostprep.container_host.plugins.module_utils import _common, _mounts
+from ansible_collections.hostprep.container_host.plugins.module_utils import _blockdev, _common, _lvm, _mounts
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError, read_text, run
 from ansible_collections.hostprep.container_host.plugins.module_utils._fstab import parse_line
 
@@ -107,7 +117,7 @@ def unfinished_error(directory: str, record: dict[str, t.Any]) -> HostprepError:
 
 
 def begin(directory: str, files: list[str], data_root: str, roots: list[str], mounts: list[dict[str, str]],
-          backend: str, archive: str | None, now: float) -> dict[str, t.Any]:
+          backend: str, archive: str | None, now: float, storage: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
     """Start the record of a change; refuses when an unfinished one is there."""
     existing = load(directory)
     if existing is not None:
@@ -117,7 +127,7 @@ def begin(directory: str, files: list[str], data_root: str, roots: list[str], mo
         'format': FORMAT, 'backend': backend, 'data_root': data_root, 'roots': roots, 'archive': archive,
         'begun': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now)),
         'files': [snapshot_file(directory, i, path) for i, path in enumerate(dict.fromkeys(files))],
-        'mounts': mounts, 'moved_aside': None, 'steps': [],
+        'mounts': mounts, 'moved_aside': None, 'steps': [], 'storage': storage,
     }
     save(directory, record)
     return record
@@ -206,18 +216,157 @@ def _plan_now(record: dict[str, t.Any], module: t.Any) -> dict[str, list[t.Any]]
     return plan
 
 
+# ---- storage the change created ----------------------------------------------------------
+
+LV_FIELDS = 'lv_name,lv_uuid,segtype,pool_lv'
+
+
+def signatures_of(rows: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """The identity of each signature wipefs found: its type and UUID."""
+    return [{'type': row.get('type'), 'uuid': row.get('uuid')} for row in rows]
+
+
+def vg_state(vg_rows: list[dict[str, t.Any]], lv_rows: list[dict[str, t.Any]]) -> dict[str, t.Any] | None:
+    """The VG's UUID and its LVs (name, UUID, segment type) from vgs and lvs reports; None when there is no VG."""
+    if not vg_rows:
+        return None
+    lvs = [{'name': row['lv_name'], 'uuid': row.get('lv_uuid'), 'segtype': row.get('segtype')}
+           for row in lv_rows if row.get('lv_name') and not row['lv_name'].startswith('[')]
+    return {'name': vg_rows[0].get('vg_name'), 'uuid': vg_rows[0].get('vg_uuid'), 'lvs': lvs}
+
+
+def read_storage(module: t.Any, devices: list[str], vg: str | None) -> dict[str, t.Any]:
+    """What is on the change's devices (wipefs -J) and in its VG (vgs, lvs) now."""
+    found: dict[str, t.Any] = {'devices': {}, 'vg': None}
+    for device in devices:
+        rc, out, dummy_err = run(module, ['wipefs', '-J', device], check_rc=False)
+        found['devices'][device] = signatures_of(_blockdev.parse_wipefs(out)) if rc == 0 else None
+    if vg:
+        runner = _lvm.as_runner(module)
+        rc, out, dummy_err = runner(_lvm.report_command('vg', ['-o', 'vg_name,vg_uuid', vg]), check_rc=False)
+        if rc == 0:
+            dummy_rc, lv_out, dummy_err = runner(_lvm.report_command('lv', ['-a', '-o', LV_FIELDS, vg]), check_rc=False)
+            found['vg'] = vg_state(_lvm.parse_report(out, 'vg'), _lvm.parse_report(lv_out or '{}', 'lv'))
+    return found
+
+
+def _uuids(signatures: list[dict[str, t.Any]] | None) -> set[tuple[t.Any, t.Any]]:
+    return {(sig['type'], sig['uuid']) for sig in signatures or []}
+
+
+def _created_lvs(before: dict[str, t.Any] | None, after: dict[str, t.Any] | None,
+                 now: dict[str, t.Any] | None) -> tuple[list[dict[str, t.Any]], list[str]]:
+    """LVs this change created that are still as it left them (thin LVs before pools), and the others named."""
+    old = {lv['uuid'] for lv in (before or {}).get('lvs', [])} if before and after and before['uuid'] == after['uuid'] else set()
+    ours = {lv['uuid']: lv for lv in (after or {}).get('lvs', []) if lv['uuid'] not in old}
+    now_lvs = (now or {}).get('lvs', []) if now and after and now['uuid'] == after['uuid'] else []
+    remove = [lv for lv in now_lvs if lv['uuid'] in ours]
+    others = [lv['name'] for lv in now_lvs if lv['uuid'] not in ours and lv['uuid'] not in old]
+    remove.sort(key=lambda lv: lv['segtype'] == 'thin-pool')
+    return remove, others
+
+
+def plan_created(before: dict[str, t.Any], after: dict[str, t.Any] | None,
+                 now: dict[str, t.Any]) -> dict[str, list[t.Any]]:
+    """What of the storage the change created is removed, in order, and what is left and named (pure).
+
+    before, after and now are read_storage() results: when the change began, after its storage step
+    (None when the run ended before it noted that), and now. Returns remove: [{'what', 'argv', 'words'}]
+    and left: [words]."""
+    plan: dict[str, list[t.Any]] = {'remove': [], 'left': []}
+    vg_before, vg_now = before.get('vg'), now.get('vg')
+    vg_after = (after or {}).get('vg')
+    name = (vg_after or vg_now or {}).get('name')
+    lvs, others = _created_lvs(vg_before, vg_after, vg_now)
+    for lv in lvs:
+        plan['remove'].append({'what': 'lv', 'argv': ['lvremove', '-y', '%s/%s' % (name, lv['name'])],
+                               'words': 'removed the %s LV %s/%s (UUID %s) this change created'
+                                        % (lv['segtype'], name, lv['name'], lv['uuid'])})
+    vg_ours = vg_before is None and vg_after is not None and vg_now is not None and vg_now['uuid'] == vg_after['uuid']
+    if vg_ours and not others:
+        plan['remove'].append({'what': 'vg', 'argv': ['vgremove', '-y', name],
+                               'words': 'removed the VG %s (UUID %s) this change created' % (name, vg_now['uuid'])})
+    elif vg_ours:
+        plan['left'].append('the VG %s, which this change created, holds LVs it did not make (%s)' % (name, ', '.join(others)))
+    elif vg_before is None and vg_now is not None:
+        plan['left'].append('the VG %s (UUID %s), which was not there before; this change did not note it as its own'
+                            % (name, vg_now['uuid']))
+    vg_stays = vg_now is not None and not (vg_ours and not others)
+    for device in sorted(now['devices']):
+        _plan_device(plan, device, before['devices'].get(device), (after or {}).get('devices', {}).get(device),
+                     now['devices'][device], after is not None, vg_stays)
+    return plan
+
+
+def _plan_device(plan: dict[str, list[t.Any]], device: str, before: list[dict[str, t.Any]] | None,
+                 after: list[dict[str, t.Any]] | None, now: list[dict[str, t.Any]] | None, noted: bool,
+                 vg_stays: bool) -> None:
+    """Wipe what this change wrote on a device that was blank, or name what is there."""
+    new_now = _uuids(now) - _uuids(before)
+    if not new_now:
+        return
+    kinds = ', '.join('%s (UUID %s)' % pair for pair in sorted(new_now, key=str))
+    pv = all(kind == 'LVM2_member' for kind, dummy in new_now)
+    if not noted:
+        plan['left'].append('%s on %s, which the change did not note as its own (it ended before it could); '
+                            'check it and wipe it by hand if it is not wanted' % (kinds, device))
+    elif not new_now <= _uuids(after):
+        plan['left'].append('%s on %s, which is not what the change noted; check it and wipe it by hand if it is not '
+                            'wanted' % (kinds, device))
+    elif before:
+        plan['left'].append('%s on %s, made by this change over %s, which cannot be brought back'
+                            % (kinds, device, ', '.join(str(sig['type']) for sig in before)))
+    elif pv and vg_stays:
+        plan['left'].append('%s on %s, a PV of a VG that stays' % (kinds, device))
+    else:
+        plan['remove'].append({'what': 'device', 'argv': ['pvremove', '-y', device] if pv else ['wipefs', '-a', device],
+                               'words': 'wiped %s from %s, which was blank before this change' % (kinds, device)})
+
+
 def fstab_targets(fstab: str) -> set[str]:
     """The mount points fstab names: only these are mounted again (the engine's own mounts come back with it)."""
     entries = (parse_line(line) for line in (read_text(fstab) or '').splitlines())
     return {os.path.normpath(entry.target) for entry in entries if entry is not None}
 
 
+def created_now(record: dict[str, t.Any], module: t.Any) -> dict[str, list[t.Any]]:
+    """plan_created for the storage the record noted, read now; empty when it noted none."""
+    storage = record.get('storage')
+    if not storage:
+        return {'remove': [], 'left': []}
+    now = read_storage(module, list(storage['before']['devices']), storage.get('vg'))
+    return plan_created(storage['before'], storage.get('after'), now)
+
+
+BUSY_TRIES = 10
+
+
+def remove_created(module: t.Any, created: dict[str, list[t.Any]], changes: t.Any, manual: list[str],
+                   sleep: t.Callable[[float], t.Any] = time.sleep) -> None:
+    """Remove, in order, the storage this change created; a step that fails stops the ones after it.
+    A device still busy just after its unmount (a probe holding it open) is tried again for a few seconds."""
+    runner = _lvm.as_runner(module)
+    for step in created['remove']:
+        for dummy_try in range(BUSY_TRIES):
+            rc, dummy_out, err = runner(step['argv'], check_rc=False)
+            if rc == 0 or 'busy' not in err.lower():
+                break
+            sleep(0.5)
+        if rc != 0:
+            manual.append('%s (%s failed: %s)' % (step['words'].replace('removed', 'remove', 1).replace('wiped', 'wipe', 1),
+                                                  ' '.join(step['argv']), err.strip()))
+            return
+        changes.restored(step['words'])
+
+
 def restore(record: dict[str, t.Any], module: t.Any, fstab: str, changes: t.Any) -> dict[str, t.Any]:
-    """Undo the recorded change as far as it is safe; returns restored and manual steps."""
+    """Undo the recorded change as far as it is safe; returns restored, manual and left."""
     plan = _plan_now(record, module)
+    created = created_now(record, module)
     if module.check_mode:
         plan['mount'] = [target for target in plan['mount'] if target in fstab_targets(fstab)]
-        return {'restored': describe(plan), 'manual': plan['manual']}
+        return {'restored': describe(plan) + [step['words'] for step in created['remove']], 'manual': plan['manual'],
+                'left': created['left']}
     manual: list[str] = []
     for target in plan['unmount']:
         error = _mounts.unmount_quietly(module, target)
@@ -225,6 +374,8 @@ def restore(record: dict[str, t.Any], module: t.Any, fstab: str, changes: t.Any)
             manual.append('unmount %s (%s)' % (target, error))
         else:
             changes.restored('unmounted %s' % target)
+    created = created_now(record, module)  # read again once nothing of it is mounted
+    remove_created(module, created, changes, manual)
     plan = _plan_now(record, module)  # the data root's own content shows once the mounts are gone
     manual += [m for m in plan['manual'] if m not in manual]
     for aside, target in plan['move_back']:
@@ -243,7 +394,7 @@ def restore(record: dict[str, t.Any], module: t.Any, fstab: str, changes: t.Any)
             manual.append('mount %s (mount --fstab %s failed: %s)' % (target, fstab, err.strip()))
         else:
             changes.restored('mounted %s again' % target)
-    return {'restored': list(changes.undone), 'manual': manual}
+    return {'restored': list(changes.undone), 'manual': manual, 'left': created['left']}
 
 
 def finish(directory: str) -> bool:
@@ -269,7 +420,7 @@ def manage(module: t.Any, changes: t.Any) -> dict[str, t.Any]:
     record = load(directory)
     phase = p['phase']
     result: dict[str, t.Any] = {'changed': False, 'path': journal_file(directory), 'journal': record,
-                                'unfinished': record is not None, 'restored': [], 'manual': []}
+                                'unfinished': record is not None, 'restored': [], 'manual': [], 'left': []}
     if phase == 'read':
         return result
     if phase == 'begun':
@@ -280,8 +431,11 @@ def manage(module: t.Any, changes: t.Any) -> dict[str, t.Any]:
         result['changed'] = True
         if not module.check_mode:
             roots = [p['data_root']] + list(p['mount_roots'])
+            storage = None
+            if p['devices'] or p['vg']:
+                storage = {'vg': p['vg'], 'before': read_storage(module, p['devices'], p['vg']), 'after': None}
             result['journal'] = begin(directory, p['files'], p['data_root'], roots, read_mounts(module, roots),
-                                      p['backend'], p['archive'], time.time())
+                                      p['backend'], p['archive'], time.time(), storage)
             changes.made('recorded the change in %s' % journal_file(directory))
         return result
     if record is None:
@@ -295,6 +449,9 @@ def manage(module: t.Any, changes: t.Any) -> dict[str, t.Any]:
             record['steps'].append(p['step'])
             if p['moved_aside']:
                 record['moved_aside'] = p['moved_aside']
+            if p['note_storage'] and record.get('storage'):
+                storage = record['storage']
+                storage['after'] = read_storage(module, list(storage['before']['devices']), storage.get('vg'))
             save(directory, record)
         result['journal'] = record
         return result

@@ -17,12 +17,18 @@ description:
     undone exactly. The M(hostprep.container_host.docker_storage) role uses it around every storage change.
   - V(begun) copies the files the change may rewrite (O(files), such as daemon.json, fstab and containerd's
     configuration) into O(path) and notes the mounts at and under O(data_root) and O(mount_roots). It refuses when an
-    unfinished change is recorded there already.
-  - V(step) notes a step as it is taken, and where the old data root was moved aside (O(moved_aside)).
+    unfinished change is recorded there already. It also notes the signatures (type and UUID) on O(devices) and the
+    VG O(vg) with its LVs (UUIDs), so that storage the change creates can be proven to be its own.
+  - V(step) notes a step as it is taken, and where the old data root was moved aside (O(moved_aside)). With
+    O(note_storage=true) it notes the devices and the VG again, as the change's storage step left them.
   - V(restored) undoes the recorded change as far as it is safe, then removes the record. It unmounts what the change
     mounted at or under the data root and the mount roots, moves the old data root back when the data root is empty,
     puts every file back byte for byte with its mode and owner (or removes a file that did not exist before) and mounts
-    again, from the restored O(fstab), what was mounted before. What it cannot do safely is returned in RV(manual),
+    again, from the restored O(fstab), what was mounted before.
+  - V(restored) also removes the storage the change created, with proof that it is the change's own - an LV, a VG, a
+    PV or a filesystem that was not there when the change began, was noted after its storage step, and has the noted
+    UUID now (thin LVs, then pools, then the VG, then C(pvremove) or C(wipefs -a) on a device that was blank before).
+    Anything else new on the devices is left as it is and named in RV(left). What it cannot do safely is returned in RV(manual),
     and the record stays, so the next run tries again.
   - V(finished) removes the record of a change that is complete. V(read) only reads it (RV(unfinished)).
   - The engine must be stopped while files and mounts are put back; the role stops it first.
@@ -75,6 +81,21 @@ options:
     description:
       - Where the old data root was moved (V(step)); V(restored) moves it back.
     type: path
+  devices:
+    description:
+      - The block devices the change may format or turn into PVs (V(begun)); their signatures are noted.
+    type: list
+    elements: path
+    default: []
+  vg:
+    description:
+      - The volume group the change may create or extend (V(begun)); its UUID and its LVs are noted.
+    type: str
+  note_storage:
+    description:
+      - With V(step), note O(devices) and O(vg) as they are now, after the change's storage step.
+    type: bool
+    default: false
   fstab:
     description:
       - The fstab from which V(restored) mounts again what was mounted before.
@@ -136,6 +157,14 @@ restored:
   type: list
   elements: str
   sample: [unmounted /var/lib/docker, moved /var/lib/docker.hostprep-overlay2-20261129T213000Z back to /var/lib/docker]
+left:
+  description:
+    - What V(restored) found new on the devices or in the VG but could not prove to be this change's own, or could not
+      undo (a device formatted over an old signature); left as it is, named. It does not keep the record.
+  returned: always
+  type: list
+  elements: str
+  sample: ["btrfs (UUID 0b5e...) on /dev/sdb, made by this change over ext4, which cannot be brought back"]
 manual:
   description: What V(restored) could not do safely and leaves to the operator; the record stays while this is not empty.
   returned: always
@@ -162,6 +191,9 @@ def main():
             archive=dict(type='path'),
             step=dict(type='str', default=''),
             moved_aside=dict(type='path'),
+            devices=dict(type='list', elements='path', default=[]),
+            vg=dict(type='str'),
+            note_storage=dict(type='bool', default=False),
             fstab=dict(type='path', default='/etc/fstab'),
         ),
         required_if=[('phase', 'begun', ['data_root'])],
