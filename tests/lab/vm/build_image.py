@@ -3,12 +3,16 @@
 
     build_image.py --suite bookworm [--cache DIR] [--json] [--force]
 
-Steps: ``debootstrap --variant=minbase`` with the packages below; the
-collection's runtime requirements (requirements.txt) pip-installed into the
-image's system python; the suite's own ``linux-image-*-amd64`` unpacked with
+Steps: ``debootstrap --variant=minbase`` with the packages below and the
+host packages the roles install (roles/host_packages: the Python libraries
+python3-docker and python3-pyroute2 come from the suite, as on a user's
+host); the suite's own ``linux-image-*-amd64`` unpacked with
 ``dpkg-deb --fsys-tarfile | tar -x --keep-directory-symlink`` (``dpkg -x``
 would replace the merged-/usr ``/lib`` symlink); a busybox initramfs
 (build_initramfs.py); ``mkfs.ext4 -d ROOTFS`` makes the sparse raw disk.
+The apt lists and the .debs of the host packages stay in the image, so a
+scenario can purge them and let the roles install them again offline
+(molecule/prerequisites).
 
 The result lives in ``CACHE/<suite>-<hash of the inputs>/`` (rootfs.raw,
 vmlinuz, initrd.img, manifest.json), outside the checkout. It is reused
@@ -31,18 +35,29 @@ import subprocess
 import sys
 import time
 
+import yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, '..', '..', '..'))
 DEFAULT_CACHE = os.environ.get('HOSTPREP_VM_CACHE', '/var/cache/hostprep-vm')
 MIRROR = os.environ.get('HOSTPREP_VM_MIRROR', 'http://deb.debian.org/debian')
 IMAGE_SIZE = os.environ.get('HOSTPREP_VM_IMAGE_SIZE', '8G')
 
+# What the roles install on a Debian host (roles/host_packages/vars/main.yml, every feature): in the
+# image, and kept as .debs in its apt cache for offline reinstalls.
+HOST_PACKAGES_VARS = os.path.join(ROOT, 'roles', 'host_packages', 'vars', 'main.yml')
+
+
+def host_packages() -> list[str]:
+    with open(HOST_PACKAGES_VARS, encoding='utf-8') as handle:
+        names = yaml.safe_load(handle)['__host_packages_names']['Debian']
+    return sorted({name for feature in names.values() for name in feature or []})
+
+
 PACKAGES = [
-    'systemd-sysv', 'udev', 'kmod', 'dbus', 'iproute2', 'iputils-ping', 'iputils-tracepath',
-    'openssh-server', 'python3', 'python3-pip', 'python3-apt', 'ca-certificates', 'lvm2',
-    'thin-provisioning-tools', 'btrfs-progs', 'xfsprogs', 'e2fsprogs', 'docker.io',
-    'busybox-static', 'procps', 'less', 'util-linux', 'xz-utils',
-]
+    'systemd-sysv', 'udev', 'kmod', 'dbus', 'iproute2', 'openssh-server', 'python3', 'python3-apt',
+    'ca-certificates', 'e2fsprogs', 'docker.io', 'busybox-static', 'procps', 'less', 'util-linux', 'xz-utils',
+] + host_packages()
 # Suite-specific additions.
 SUITE_PACKAGES = {
     'bookworm': [],
@@ -58,9 +73,6 @@ def log(msg: str) -> None:
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     env = dict(os.environ, LC_ALL='C', DEBIAN_FRONTEND='noninteractive')
-    for key in ('PIP_FIND_LINKS', 'PIP_CERT', 'PIP_INDEX_URL', 'PIP_EXTRA_INDEX_URL'):
-        env.pop(key, None)  # host paths that do not exist in the chroot
-    env['PIP_CONFIG_FILE'] = os.devnull
     kwargs.setdefault('check', True)
     try:
         return subprocess.run(cmd, env=env, **kwargs)  # pylint: disable=subprocess-run-check  # check is in kwargs
@@ -78,9 +90,9 @@ def input_hash(suite: str) -> str:
     digest.update(json.dumps([suite, PACKAGES, SUITE_PACKAGES[suite], IMAGE_SIZE]).encode())
     # The steps that decide what goes into the image; the rest of this file
     # (caching, pruning, the command line) can change without a rebuild.
-    for step in (configure, install_kernel, build):
+    for step in (configure, install_kernel, keep_host_debs, build):
         digest.update(inspect.getsource(step).encode())
-    paths = [os.path.join(HERE, 'build_initramfs.py'), os.path.join(ROOT, 'requirements.txt')]
+    paths = [os.path.join(HERE, 'build_initramfs.py')]
     paths += sorted(glob.glob(os.path.join(GUEST_FILES, '**', '*'), recursive=True))
     for path in paths:
         if os.path.isfile(path):
@@ -108,7 +120,7 @@ def load_manifest(directory: str) -> dict | None:
 
 @contextlib.contextmanager
 def mounted_chroot(rootfs: str):
-    """/proc, /sys and /dev for apt and pip inside the chroot, always unmounted."""
+    """/proc, /sys and /dev for apt inside the chroot, always unmounted."""
     mounts = []
     try:
         for fstype, src, target, opts in (('proc', 'proc', 'proc', []), ('sysfs', 'sysfs', 'sys', []),
@@ -216,7 +228,16 @@ def versions(rootfs: str, packages: list[str]) -> dict[str, str]:
     return dict(line.split(' ', 1) for line in out.splitlines() if ' ' in line)
 
 
-def pip_versions(rootfs: str) -> dict[str, str]:
+def keep_host_debs(rootfs: str) -> None:
+    """The .debs of the host packages into the image's apt cache, next to the apt lists kept from
+    install_kernel's update: apt installs them again without a network (update_cache false)."""
+    # apt-get download as root into a root-owned directory (apt's _apt user cannot write there).
+    run(['chroot', rootfs, 'sh', '-c', 'cd /var/cache/apt/archives && apt-get download -q -o APT::Sandbox::User=root "$@"',
+         'sh'] + host_packages(), capture_output=True)
+
+
+def python_versions(rootfs: str) -> dict[str, str]:
+    """The Python libraries as the image's python3 sees them (from the suite's packages)."""
     code = ('import importlib.metadata as m, json; '
             'print(json.dumps({n: m.version(n) for n in ("pyroute2", "docker")}))')
     return json.loads(chroot(rootfs, 'python3', '-c', code, capture=True))
@@ -238,36 +259,18 @@ def build(suite: str, target: str) -> dict:
              suite, rootfs, MIRROR], capture_output=True)
         timings = {'debootstrap': round(time.monotonic() - t0, 1)}
         shutil.copy2('/etc/resolv.conf', os.path.join(rootfs, 'etc/resolv.conf'))
-        t0 = time.monotonic()
         with mounted_chroot(rootfs):
-            # pyroute2 and the Docker SDK at the versions requirements.txt asks for
-            # (Debian 12 ships older ones), into the image's system python.
-            # The host downloads the wheels (its pip knows the way to PyPI, proxy
-            # and CA included) for the image's python; the image installs them
-            # offline. The wheels go away with /tmp.
-            pyver = chroot(rootfs, 'python3', '-c', 'import sys; print("%d.%d" % sys.version_info[:2])',
-                           capture=True).strip()
-            wheels = os.path.join(rootfs, 'tmp/wheels')
-            abi = 'cp' + pyver.replace('.', '')
-            subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--disable-pip-version-check',
-                            '-d', wheels, '-r', os.path.join(ROOT, 'requirements.txt'), '--only-binary=:all:',
-                            '--python-version', pyver, '--implementation', 'cp', '--abi', abi, '--abi', 'abi3',
-                            '--abi', 'none', '--platform', 'manylinux2014_x86_64', '--platform',
-                            'manylinux_2_17_x86_64', '--platform', 'any'], check=True, capture_output=True)
-            shutil.copy2(os.path.join(ROOT, 'requirements.txt'), os.path.join(rootfs, 'tmp/requirements.txt'))
-            run(['chroot', rootfs, 'python3', '-m', 'pip', 'install', '-q', '--no-cache-dir', '--no-index',
-                 '--find-links', '/tmp/wheels', '--break-system-packages', '--root-user-action=ignore',
-                 '-r', '/tmp/requirements.txt'], capture_output=True)
-            timings['pip'] = round(time.monotonic() - t0, 1)
             t0 = time.monotonic()
             kver = install_kernel(rootfs, workdir)
             timings['kernel'] = round(time.monotonic() - t0, 1)
+            run(['chroot', rootfs, 'apt-get', 'clean'])
+            keep_host_debs(rootfs)  # before configure() empties resolv.conf
             configure(rootfs, suite)
             pkg_versions = versions(rootfs, ['systemd', 'docker.io', 'docker-cli', 'containerd', 'lvm2', 'python3',
-                                             'openssh-server', 'btrfs-progs', 'xfsprogs'])
-            py_versions = pip_versions(rootfs)
-            run(['chroot', rootfs, 'apt-get', 'clean'])
-        for sub in ('var/lib/apt/lists', 'usr/share/doc', 'usr/share/man', 'usr/share/info', 'tmp', 'var/tmp',
+                                             'openssh-server', 'btrfs-progs', 'xfsprogs', 'python3-docker',
+                                             'python3-pyroute2', 'python3-requests', 'python3-urllib3'])
+            py_versions = python_versions(rootfs)
+        for sub in ('usr/share/doc', 'usr/share/man', 'usr/share/info', 'tmp', 'var/tmp',
                     'var/cache/debconf/templates.dat-old'):
             path = os.path.join(rootfs, sub)
             if os.path.isdir(path):
