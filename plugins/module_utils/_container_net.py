@@ -6,7 +6,7 @@
 
 What MTU each engine network gives its containers, what the path it leaves
 through carries, and the daemon.json keys that give new networks a fitting
-MTU. The rules and their sources are in docs/network/container_mtu.md.
+MTU. The rules and their sources are in docs/network/README.md.
 
 * The default bridge takes daemon.json ``mtu`` (dockerd reads it at start).
 * Every other network takes ``com.docker.network.driver.mtu`` when it is
