@@ -76,7 +76,7 @@ def engine_client(docker_host: str, timeout: float, low_level: bool = False) -> 
     make = docker.APIClient if low_level else docker.DockerClient
     try:
         client = make(base_url=docker_host, version='auto', timeout=timeout)
-    except ENGINE_ERRORS + (OSError,) as exc:
+    except (*ENGINE_ERRORS, OSError) as exc:
         raise not_answering(docker_host, exc) from exc
     try:
         yield client

@@ -198,7 +198,7 @@ def ping_engine(docker_host: str, timeout: float = PING_TIMEOUT) -> dict[str, t.
             if not client.ping():
                 return None
             info = client.info()
-    except (HostprepError, OSError) + _docker_client.ENGINE_ERRORS:  # nothing answers there
+    except (HostprepError, OSError, *_docker_client.ENGINE_ERRORS):  # nothing answers there
         return None
     return {'docker_host': docker_host, 'data_root': info.get('DockerRootDir'), 'driver': info.get('Driver'),
             'version': info.get('ServerVersion')}

@@ -384,13 +384,13 @@ class SdkEngine(Engine):
             # version='auto' asked /version already: the API version it settled on is the engine's.
             answer: dict[str, t.Any] = {'info': client.info(), 'version': {'ApiVersion': client.api.api_version},
                                         'df': None, 'dangling': None, 'error': None}
-        except ENGINE_ERRORS + (OSError,) as exc:
+        except (*ENGINE_ERRORS, OSError) as exc:
             raise EngineUnreachable(str(exc)) from exc
         try:
             # df() sizes every image, container and volume in one call.
             answer['df'] = client.df()
             answer['dangling'] = client.api.images(filters={'dangling': True}, quiet=True)
-        except ENGINE_ERRORS + (OSError,) as exc:
+        except (*ENGINE_ERRORS, OSError) as exc:
             answer['df'] = None
             answer['error'] = str(exc)
         return answer
