@@ -98,6 +98,10 @@ test: deps
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory units
 	$(MAKE) --no-print-directory lint
+	# What a user installs (mk/release.mk): the tarball, the install without Galaxy, the changelog, the EE context;
+	# then sanity and units on ansible-core 2.16, 2.17 and 2.18 (requires_ansible >=2.16).
+	$(MAKE) --no-print-directory release-check
+	$(MAKE) --no-print-directory core-versions
 	$(MAKE) --no-print-directory integration
 	# The VM lab's molecule scenarios (mk/vm.mk): LVM, devicemapper, Engine 26, reboots.
 	$(MAKE) --no-print-directory test-vm VM_SCENARIOS="$(TEST_VM_SCENARIOS)"
