@@ -206,14 +206,14 @@ class SshHosts:
                 '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentitiesOnly=yes', '-i', self.path('id_ed25519'),
                 '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10']
 
-    def hostvars(self, name: str) -> dict[str, t.Any]:
+    def hostvars(self, name: str, pipelining: bool = True) -> dict[str, t.Any]:
         """Inventory variables that make Ansible reach name over SSH."""
-        return {'ansible_connection': 'ssh', 'ansible_host': self.members[name]['v4'], 'ansible_user': 'root',
+        return {'ansible_connection': 'ssh', 'ansible_pipelining': pipelining, 'ansible_host': self.members[name]['v4'], 'ansible_user': 'root',
                 'ansible_ssh_private_key_file': self.path('id_ed25519'),
                 'ansible_ssh_common_args': ' '.join("'%s'" % o if ' ' in o else o for o in self.ssh_options()
                                                     if o not in ('-i', self.path('id_ed25519'))),
                 'ansible_control_path_dir': self.path('cp'),
                 'ansible_python_interpreter': sys.executable, 'lab_netns': self.members[name]['netns']}
 
-    def inventory_hosts(self) -> dict[str, dict[str, t.Any]]:
-        return {name: self.hostvars(name) for name in self.members}
+    def inventory_hosts(self, pipelining: bool = True) -> dict[str, dict[str, t.Any]]:
+        return {name: self.hostvars(name, pipelining) for name in self.members}
