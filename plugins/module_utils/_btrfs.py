@@ -404,17 +404,59 @@ def _listing(path: str) -> tuple[list[str] | None, bool]:
 
 
 def manage(module: t.Any) -> dict[str, t.Any]:
+    """btrfs_data_root's run: read the device, the mounts, the layer directory and the engines; plan (or refuse);
+    plan fstab; apply outside check mode; report the mounts as the kernel shows them (or, in check mode, as
+    they would be)."""
     params = module.params
-    device_path = params['device']
     # The kernel reports mount targets with symbolic links resolved: so are
     # both paths here, in the plan, the check after mounting and fstab.
     mount_point = _mounts.resolve(params['mount_point'])
-    warnings: list[str] = []
+    check_device_path(params['device'])
+    host = read_host(module, params, mount_point)
+    device, mounts, target = host['device'], host['mounts'], host['target']
+    the_plan = plan(device, mounts, mount_point, target, host['listing'], host['is_dir'], params, host['engines'])
+    new_uuid = str(uuid.uuid4()) if the_plan.format else None
+    fstab = plan_fstab(params, device, new_uuid or device.uuid, mount_point, target)
 
-    # Read everything first.
-    check_device_path(device_path)
+    migrated = tree_size(target) if the_plan.migrate else None
+    changed = the_plan.changes_mounts or fstab['changed']
+    mounts_after = mounts
+    if changed and not module.check_mode:
+        mounts_after, migrated = apply(module, the_plan, device, mount_point, target, new_uuid, fstab['path'],
+                                       fstab['after'] if fstab['changed'] else None, migrated)
+        device = read_device(module, params['device'])
+    for warning in the_plan.warnings + late_warnings(params, the_plan, mounts, mount_point, host):
+        module.warn(warning)
+    result_mounts, predicted = mounts_report(module, params, the_plan, mount_point, target, mounts, mounts_after)
+    return {
+        'changed': changed,
+        'device': device.as_dict(),
+        'formatted': the_plan.format,
+        'mount_point': mount_point,
+        'data_root': target,
+        'containerd_image_store': host['containerd_store'],
+        'engine_version': host['engine_version'],
+        'mounts': result_mounts,
+        'migrated': migrated,
+        'fstab': fstab['path'],
+        'fstab_changed': fstab['changed'],
+        'fstab_entries': [entry.as_dict() for entry in fstab['entries']],
+        'diff': [
+            {'before_header': fstab['path'], 'after_header': fstab['path'],
+             'before': fstab['before'] or '', 'after': fstab['after']},
+            {'before_header': 'mounts at %s and %s' % (mount_point, target),
+             'after_header': 'mounts at %s and %s' % (mount_point, target),
+             'before': _mount_lines(mounts, [mount_point, target]),
+             'after': _mount_lines(predicted, [mount_point, target])},
+        ],
+    }
+
+
+def read_host(module: t.Any, params: dict[str, t.Any], mount_point: str) -> dict[str, t.Any]:
+    """Everything the plan needs, read before anything changes: the mount table, the device, the layer directory
+    (given, or detected with the engine's version) and its listing, and the engines using the paths."""
     mounts = _mounts.read_mounts(module)
-    device = read_device(module, device_path, mounts)
+    device = read_device(module, params['device'], mounts)
     containerd_store = False
     engine_version = None
     if params.get('data_root'):
@@ -422,33 +464,34 @@ def manage(module: t.Any) -> dict[str, t.Any]:
     else:
         target, containerd_store, engine_version = detect_layer_root(module, params['daemon_config'])
         target = _mounts.resolve(target)
-    target_listing, target_is_dir = _listing(target)
+    listing, is_dir = _listing(target)
     answering = _engine_use.ping_engine(params['docker_host'])
     engines = _engine_use.engines_using([target, mount_point], _engine_use.read_processes())
     if answering:
         engines.insert(0, 'the engine answering at %s (data root %s)'
                        % (params['docker_host'], answering.get('data_root') or 'unknown'))
+    return {'mounts': mounts, 'device': device, 'target': target, 'containerd_store': containerd_store,
+            'engine_version': engine_version, 'listing': listing, 'is_dir': is_dir, 'engines': engines}
 
-    the_plan = plan(device, mounts, mount_point, target, target_listing, target_is_dir, params, engines)
-    warnings.extend(the_plan.warnings)
 
-    fstab_path = params['fstab']
-    if os.path.isdir(fstab_path):
-        raise HostprepError('fstab %s is a directory; give the path of the fstab file' % fstab_path)
-    fstab_before = read_text(fstab_path)
-    new_uuid = str(uuid.uuid4()) if the_plan.format else None
-    entries, same = wanted_entries(device, new_uuid or device.uuid, mount_point, target,
-                                   list(params.get('mount_options') or []), _fstab.Fstab(fstab_before))
-    fstab_after, fstab_changed = _fstab.ensure_entries(fstab_before, entries, same)
+def plan_fstab(params: dict[str, t.Any], device: t.Any, uuid_: str | None, mount_point: str,
+               target: str) -> dict[str, t.Any]:
+    """fstab before and after, with the btrfs entry (by UUID) and the bind entry after it."""
+    path = params['fstab']
+    if os.path.isdir(path):
+        raise HostprepError('fstab %s is a directory; give the path of the fstab file' % path)
+    before = read_text(path)
+    entries, same = wanted_entries(device, uuid_, mount_point, target, list(params.get('mount_options') or []),
+                                   _fstab.Fstab(before))
+    after, changed = _fstab.ensure_entries(before, entries, same)
+    return {'path': path, 'before': before, 'after': after, 'changed': changed, 'entries': entries}
 
-    migrated = tree_size(target) if the_plan.migrate else None
-    changed = the_plan.changes_mounts or fstab_changed
-    mounts_after = mounts
-    if changed and not module.check_mode:
-        mounts_after, migrated = apply(module, the_plan, device, mount_point, target, new_uuid,
-                                       fstab_path, fstab_after if fstab_changed else None, migrated)
-        device = read_device(module, device_path)
 
+def late_warnings(params: dict[str, t.Any], the_plan: t.Any, mounts: list[_mounts.Mount], mount_point: str,
+                  host: dict[str, t.Any]) -> list[str]:
+    """Mount options a mounted filesystem lacks until its next mount, and where the containerd image store
+    puts the layers."""
+    warnings = []
     if not the_plan.mount and not the_plan.bind:
         kernel = _mounts.visible_at(mounts, mount_point)
         if kernel is not None:
@@ -458,54 +501,35 @@ def manage(module: t.Any) -> dict[str, t.Any]:
                 warnings.append('%s is mounted without %s; the fstab entry has them from the next mount on '
                                 '(remount it while the engine is stopped to use them now)'
                                 % (mount_point, ','.join(missing)))
-    if containerd_store and params.get('data_root') is None:
+    if host['containerd_store'] and params.get('data_root') is None:
         warnings.append('the engine uses the containerd image store: the btrfs filesystem is bind-mounted onto '
-                        'containerd\'s btrfs snapshotter root %s, where the image layers live' % target)
+                        'containerd\'s btrfs snapshotter root %s, where the image layers live' % host['target'])
+    return warnings
 
+
+def mounts_report(module: t.Any, params: dict[str, t.Any], the_plan: t.Any, mount_point: str, target: str,
+                  mounts: list[_mounts.Mount], mounts_after: list[_mounts.Mount]) -> tuple[list[dict], list]:
+    """The two mounts of the result (with the kernel's view after a real run) and the mount table for the diff:
+    the kernel's after a run, predicted in check mode."""
+    device_path = params['device']
+    options = list(params.get('mount_options') or []) or ['defaults']
     result_mounts = [
-        {'source': device_path, 'target': mount_point, 'fstype': 'btrfs',
-         'options': list(params.get('mount_options') or []) or ['defaults'], 'changed': the_plan.mount},
-        {'source': mount_point, 'target': target, 'fstype': 'none', 'options': ['bind'],
-         'changed': the_plan.bind},
+        {'source': device_path, 'target': mount_point, 'fstype': 'btrfs', 'options': options,
+         'changed': the_plan.mount},
+        {'source': mount_point, 'target': target, 'fstype': 'none', 'options': ['bind'], 'changed': the_plan.bind},
     ]
-    for item in result_mounts:
-        kernel = _mounts.visible_at(mounts_after, item['target'])
-        if kernel is not None and not module.check_mode:
-            item['kernel'] = kernel.as_dict()
+    if not module.check_mode:
+        for item in result_mounts:
+            kernel = _mounts.visible_at(mounts_after, item['target'])
+            if kernel is not None:
+                item['kernel'] = kernel.as_dict()
+        return result_mounts, mounts_after
     predicted = list(mounts)
-    if module.check_mode:
-        if the_plan.mount:
-            predicted.append(_mounts.Mount(mount_point, device_path, 'btrfs', result_mounts[0]['options'],
-                                           the_plan.fsroot))
-        if the_plan.bind:
-            predicted.append(_mounts.Mount(target, device_path, 'btrfs', result_mounts[0]['options'],
-                                           the_plan.fsroot))
-    else:
-        predicted = mounts_after
-    for warning in warnings:
-        module.warn(warning)
-    return {
-        'changed': changed,
-        'device': device.as_dict(),
-        'formatted': the_plan.format,
-        'mount_point': mount_point,
-        'data_root': target,
-        'containerd_image_store': containerd_store,
-        'engine_version': engine_version,
-        'mounts': result_mounts,
-        'migrated': migrated,
-        'fstab': fstab_path,
-        'fstab_changed': fstab_changed,
-        'fstab_entries': [entry.as_dict() for entry in entries],
-        'diff': [
-            {'before_header': fstab_path, 'after_header': fstab_path,
-             'before': fstab_before or '', 'after': fstab_after},
-            {'before_header': 'mounts at %s and %s' % (mount_point, target),
-             'after_header': 'mounts at %s and %s' % (mount_point, target),
-             'before': _mount_lines(mounts, [mount_point, target]),
-             'after': _mount_lines(predicted, [mount_point, target])},
-        ],
-    }
+    if the_plan.mount:
+        predicted.append(_mounts.Mount(mount_point, device_path, 'btrfs', options, the_plan.fsroot))
+    if the_plan.bind:
+        predicted.append(_mounts.Mount(target, device_path, 'btrfs', options, the_plan.fsroot))
+    return result_mounts, predicted
 
 
 def _option_shown(option: str, kernel_options: list[str]) -> bool:

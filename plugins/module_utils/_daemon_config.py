@@ -135,28 +135,7 @@ def manage(module: t.Any) -> dict[str, t.Any]:
             raise HostprepError(conflict_message(path, conflicts),
                                 conflicts=[use.as_dict() for use in conflicts])
         if params['validate']:
-            engine = _engine.engine_facts(module, params.get('dockerd_path'))
-            if engine is None:
-                raise HostprepError('no dockerd found to validate %s against; install the Docker engine first, '
-                                    'set dockerd_path, or set validate=false' % path)
-            problems, storage_warnings = check_storage(after, engine.version, HostProbe(module),
-                                                       data_root_of(after, flag_uses))
-            warnings.extend(storage_warnings)
-            if engine.has_validate:
-                error = _validate_with_dockerd(module, engine, path, after)
-                if error:
-                    problems.append('dockerd %s --validate refuses the result: %s'
-                                    % (_engine.version_string(engine.version), error))
-            elif engine.version[:2] == (20, 10):
-                unknown = unknown_keys(after)
-                if unknown:
-                    problems.append('Engine %s does not know the key%s %s; check the spelling (the keys are '
-                                    'listed in the dockerd reference)' % (_engine.version_string(engine.version),
-                                                                          's' if len(unknown) > 1 else '',
-                                                                          ', '.join(unknown)))
-            if problems:
-                raise HostprepError('%s not changed: %s' % (path, '; '.join(problems)),
-                                    problems=problems, engine=engine.as_dict())
+            engine = validate(module, path, after, flag_uses, warnings)
     for use in conflicts:
         if not changed or params['state'] == 'absent':
             warnings.append('%s is also set as dockerd flag --%s in %s; dockerd refuses to start until one of '
@@ -187,6 +166,35 @@ def manage(module: t.Any) -> dict[str, t.Any]:
     for warning in warnings:
         module.warn(warning)
     return result
+
+
+def validate(module: t.Any, path: str, after: dict[str, t.Any], flag_uses: list[FlagUse],
+             warnings: list[str]) -> _engine.EngineFacts:
+    """The new configuration checked against the installed engine: its storage keys on this host, then
+    dockerd --validate (Engine 23 and later) or the keys Engine 20.10 knows. Returns the engine's facts;
+    raises HostprepError naming every problem."""
+    engine = _engine.engine_facts(module, module.params.get('dockerd_path'))
+    if engine is None:
+        raise HostprepError('no dockerd found to validate %s against; install the Docker engine first, '
+                            'set dockerd_path, or set validate=false' % path)
+    problems, storage_warnings = check_storage(after, engine.version, HostProbe(module), data_root_of(after, flag_uses))
+    warnings.extend(storage_warnings)
+    if engine.has_validate:
+        error = _validate_with_dockerd(module, engine, path, after)
+        if error:
+            problems.append('dockerd %s --validate refuses the result: %s'
+                            % (_engine.version_string(engine.version), error))
+    elif engine.version[:2] == (20, 10):
+        unknown = unknown_keys(after)
+        if unknown:
+            problems.append('Engine %s does not know the key%s %s; check the spelling (the keys are '
+                            'listed in the dockerd reference)' % (_engine.version_string(engine.version),
+                                                                  's' if len(unknown) > 1 else '',
+                                                                  ', '.join(unknown)))
+    if problems:
+        raise HostprepError('%s not changed: %s' % (path, '; '.join(problems)),
+                            problems=problems, engine=engine.as_dict())
+    return engine
 
 
 def _validate_with_dockerd(module: t.Any, engine: _engine.EngineFacts, path: str,

@@ -7,8 +7,9 @@ private to hostprep.container_host.
 
 Whether storage-driver and storage-opts suit an engine version and the
 filesystem under the data root (d_type, project quota, btrfs, thin pools).
-``check_storage()`` is pure: what it needs to know about the host comes
-through a ``Probe``.
+``check_storage()`` and its parts are pure: what they need to know about
+the host comes through a ``Probe``. ``HostProbe`` is the real host's (it
+runs findmnt and reads the file system); the tests pass recorded ones.
 """
 
 from __future__ import annotations
@@ -125,59 +126,86 @@ def _where(mount: dict[str, t.Any]) -> str:
 def check_storage(config: dict[str, t.Any], version: _engine.Version, probe: Probe,
                   data_root: str) -> tuple[list[str], list[str]]:
     """Problems (refuse) and warnings for the storage keys of config on an
-    engine of this version, with the data root on the filesystem probe sees."""
-    problems: list[str] = []
+    engine of this version, with the data root on the filesystem probe sees.
+
+    In order: storage-opts as written, storage-driver against the engine's
+    drivers, the containerd image store's own rules, the driver the options
+    belong to, each option, then the filesystem and devices on the host."""
     warnings: list[str] = []
     driver = config.get('storage-driver')
-    opts, opt_problems = parse_storage_opts(config.get('storage-opts'))
-    problems.extend(opt_problems)
+    opts, problems = parse_storage_opts(config.get('storage-opts'))
     if driver is not None and not isinstance(driver, str):
         return problems + ['storage-driver must be a string, not %s' % type(driver).__name__], warnings
     if not driver and not opts:
         return problems, warnings
-    vstr = _engine.version_string(version)
     containerd_store = _engine.uses_containerd_store(version, config)
-    drivers = _engine.storage_drivers(version, containerd_store)
-
     if driver:
-        if driver not in drivers:
-            if containerd_store and driver == 'devicemapper':
-                problems.append('storage-driver devicemapper is not a containerd snapshotter; with the containerd '
-                                'image store use storage-driver devmapper with containerd\'s devmapper snapshotter '
-                                '(see hostprep.container_host.containerd_snapshotter), or overlay2 on XFS')
-            elif driver in _engine.GRAPH_DRIVERS_20_10 and not containerd_store:
-                problems.append('storage-driver %s is not available on Engine %s: %s'
-                                % (driver, vstr, _engine.removed_driver_advice(driver, version)))
-            else:
-                problems.append('storage-driver %s is unknown to Engine %s; it has: %s'
-                                % (driver, vstr, ', '.join(sorted(drivers))))
-            return problems, warnings
+        problem = driver_problem(driver, version, containerd_store, warnings)
+        if problem:
+            return problems + [problem], warnings
+    if containerd_store:
+        return problems + containerd_store_problems(driver, opts, probe, warnings), warnings
+    effective = driver or driver_of_options(opts, problems, warnings)
+    if effective is None:
+        return problems, warnings
+    problems.extend(option_problems(effective, opts))
+    if problems:
+        return problems, warnings
+    return host_problems(effective, dict(opts), probe, data_root, warnings), warnings
+
+
+def driver_problem(driver: str, version: _engine.Version, containerd_store: bool, warnings: list[str]) -> str | None:
+    """Why the engine has no such storage driver (None when it has; a deprecated one is a warning)."""
+    vstr = _engine.version_string(version)
+    drivers = _engine.storage_drivers(version, containerd_store)
+    if driver in drivers:
         if drivers[driver] == 'deprecated':
             warnings.append('storage-driver %s is deprecated on Engine %s and will be removed; plan a move '
                             'to overlay2' % (driver, vstr))
-    if containerd_store:
-        if opts:
-            warnings.append('storage-opts are not used by containerd snapshotters (the engine uses the containerd '
-                            'image store); configure the snapshotter in containerd\'s config instead')
-        if driver == 'btrfs':
-            root = os.path.join(_engine.CONTAINERD_ROOT, 'io.containerd.snapshotter.v1.btrfs')
-            mount = probe.mount(root)
-            if mount.get('fstype') != 'btrfs':
-                problems.append('storage-driver btrfs needs containerd\'s snapshotter root %s on btrfs, but it is on '
-                                '%s; mount a btrfs filesystem there first' % (root, _where(mount)))
-        return problems, warnings
+        return None
+    if containerd_store and driver == 'devicemapper':
+        return ('storage-driver devicemapper is not a containerd snapshotter; with the containerd '
+                'image store use storage-driver devmapper with containerd\'s devmapper snapshotter '
+                '(see hostprep.container_host.containerd_snapshotter), or overlay2 on XFS')
+    if driver in _engine.GRAPH_DRIVERS_20_10 and not containerd_store:
+        return ('storage-driver %s is not available on Engine %s: %s'
+                % (driver, vstr, _engine.removed_driver_advice(driver, version)))
+    return 'storage-driver %s is unknown to Engine %s; it has: %s' % (driver, vstr, ', '.join(sorted(drivers)))
 
-    effective = driver
-    if not effective:
-        owners = sorted({driver_of_option(key) or '?' for key, dummy in opts})
-        if len(owners) != 1 or owners[0] == '?':
-            problems.append('storage-opts %s do not all belong to one storage driver; set storage-driver and give '
-                            'only its options' % ', '.join(key for key, dummy in opts))
-            return problems, warnings
-        effective = owners[0]
-        warnings.append('storage-opts are for %s but storage-driver is not set; dockerd applies them to the driver '
-                        'it picks itself, so set storage-driver %s' % (effective, effective))
 
+def containerd_store_problems(driver: str | None, opts: list[tuple[str, str]], probe: Probe,
+                              warnings: list[str]) -> list[str]:
+    """With the containerd image store, storage-opts go unused and btrfs needs containerd's snapshotter root on
+    btrfs."""
+    if opts:
+        warnings.append('storage-opts are not used by containerd snapshotters (the engine uses the containerd '
+                        'image store); configure the snapshotter in containerd\'s config instead')
+    if driver != 'btrfs':
+        return []
+    root = os.path.join(_engine.CONTAINERD_ROOT, 'io.containerd.snapshotter.v1.btrfs')
+    mount = probe.mount(root)
+    if mount.get('fstype') == 'btrfs':
+        return []
+    return ['storage-driver btrfs needs containerd\'s snapshotter root %s on btrfs, but it is on %s; mount a btrfs '
+            'filesystem there first' % (root, _where(mount))]
+
+
+def driver_of_options(opts: list[tuple[str, str]], problems: list[str], warnings: list[str]) -> str | None:
+    """Without storage-driver: the one driver all the options belong to (a warning to set it), else a problem
+    and None."""
+    owners = sorted({driver_of_option(key) or '?' for key, dummy in opts})
+    if len(owners) != 1 or owners[0] == '?':
+        problems.append('storage-opts %s do not all belong to one storage driver; set storage-driver and give '
+                        'only its options' % ', '.join(key for key, dummy in opts))
+        return None
+    warnings.append('storage-opts are for %s but storage-driver is not set; dockerd applies them to the driver '
+                    'it picks itself, so set storage-driver %s' % (owners[0], owners[0]))
+    return owners[0]
+
+
+def option_problems(effective: str, opts: list[tuple[str, str]]) -> list[str]:
+    """Options of another driver, options the driver does not know, sizes that are no sizes."""
+    problems = []
     known = DRIVER_OPTIONS.get(effective)
     prefix = OPTION_PREFIX.get(effective)
     for key, value in opts:
@@ -192,10 +220,15 @@ def check_storage(config: dict[str, t.Any], version: _engine.Version, probe: Pro
             problems.append('storage-opts entry %s is not an option of storage-driver %s' % (key, effective))
         elif key in SIZE_OPTIONS and not _SIZE_RE.match(value):
             problems.append('storage-opts %s=%s is not a size (examples: 10G, 512M, 20GB)' % (key, value))
-    if problems:
-        return problems, warnings
+    return problems
 
-    values = dict(opts)
+
+def host_problems(effective: str, values: dict[str, str], probe: Probe, data_root: str,
+                  warnings: list[str]) -> list[str]:
+    """What the host must have for the driver: the filesystem under the data root, or devicemapper's devices."""
+    if effective == 'devicemapper':
+        return devicemapper_problems(values, probe, warnings)
+    problems = []
     if effective in ('btrfs', 'zfs'):
         mount = probe.mount(data_root)
         if mount.get('fstype') != effective:
@@ -222,23 +255,28 @@ def check_storage(config: dict[str, t.Any], version: _engine.Version, probe: Pro
             problems.append('storage-opts size for vfs needs the data root %s on XFS mounted with project quota '
                             '(pquota), but it is on %s; drop size or mount XFS with -o pquota there'
                             % (data_root, _where(mount)))
-    elif effective == 'devicemapper':
-        for key in ('dm.thinpooldev', 'dm.directlvm_device', 'dm.datadev', 'dm.metadatadev'):
-            if key not in values:
-                continue
-            device = values[key]
-            if key == 'dm.thinpooldev' and not device.startswith('/'):
-                device = '/dev/mapper/' + device
-            if not probe.is_block(device):
-                what = ('an existing thin pool under /dev/mapper; create it first (see '
-                        'hostprep.container_host.lvm_thinpool)' if key == 'dm.thinpooldev'
-                        else 'an existing block device')
-                problems.append('storage-opts %s=%s: %s is not a block device; it must name %s'
-                                % (key, values[key], device, what))
-        if 'dm.thinpooldev' not in values and 'dm.directlvm_device' not in values:
-            warnings.append('devicemapper without dm.thinpooldev or dm.directlvm_device runs in loop-lvm mode, '
-                            'which is slow and not meant for production')
-    return problems, warnings
+    return problems
+
+
+def devicemapper_problems(values: dict[str, str], probe: Probe, warnings: list[str]) -> list[str]:
+    """Every device devicemapper is given must be a block device; without a thin pool it runs loop-lvm."""
+    problems = []
+    for key in ('dm.thinpooldev', 'dm.directlvm_device', 'dm.datadev', 'dm.metadatadev'):
+        if key not in values:
+            continue
+        device = values[key]
+        if key == 'dm.thinpooldev' and not device.startswith('/'):
+            device = '/dev/mapper/' + device
+        if not probe.is_block(device):
+            what = ('an existing thin pool under /dev/mapper; create it first (see '
+                    'hostprep.container_host.lvm_thinpool)' if key == 'dm.thinpooldev'
+                    else 'an existing block device')
+            problems.append('storage-opts %s=%s: %s is not a block device; it must name %s'
+                            % (key, values[key], device, what))
+    if 'dm.thinpooldev' not in values and 'dm.directlvm_device' not in values:
+        warnings.append('devicemapper without dm.thinpooldev or dm.directlvm_device runs in loop-lvm mode, '
+                        'which is slow and not meant for production')
+    return problems
 
 
 class HostProbe(Probe):
