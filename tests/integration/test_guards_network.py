@@ -2,7 +2,7 @@
 """Guards of link_mtu and pmtud: never change the wrong object, report honestly.
 
 Ansible runs the modules inside a namespace of this file's own ("the host",
-see netns_host.py), next to a second namespace ("the storage namespace")
+see inventory_in in tests/lab/netns_lab.py), next to a second namespace ("the storage namespace")
 that holds a link of the same name. Every bad input is refused with a
 message naming the object, changes nothing (links and sysctls of both
 namespaces, every file under the temporary config roots, compared before and
