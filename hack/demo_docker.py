@@ -29,13 +29,14 @@ from tests.lab.playbook import local_host
 from tests.lab.private_dockerd import Engine
 
 
-def host(workdir: str, name: str, data_root: str, backend: str, **role_vars) -> tuple[Engine, dict]:
-    """One demo host: a private engine (started on vfs) that the role manages by command, and its host variables."""
+def host(engines: list[Engine], workdir: str, name: str, data_root: str, backend: str, **role_vars) -> dict:
+    """One demo host's variables; its private engine (to start on vfs), which the role manages by command, goes to engines."""
     engine = Engine(workdir, data_root, {'storage-driver': 'vfs'}, name=name)
+    engines.append(engine)
     role_vars = engine.vars(backend, docker_storage_start_timeout=60, validate_docker_host='unix://' + engine.socket,
                             **role_vars)
     del role_vars['hostprep_hosts']  # the playbook runs say which group
-    return engine, local_host(ansible_become=False, **role_vars)
+    return local_host(ansible_become=False, **role_vars)
 
 
 def run(banner, lab_info: dict | None) -> int:
@@ -43,27 +44,26 @@ def run(banner, lab_info: dict | None) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
     report_dir = os.path.join(ROOT, '.build', 'demo', 'report')
-    hosts: dict[str, tuple[Engine, dict]] = {}
+    engines: list[Engine] = []
     try:
         with loop_filesystem(workdir, 'xfs') as xfs, loop_filesystem(workdir, 'ext4', 320) as ext4, \
                 raw_loop_device(workdir, 512) as disk:
             hosts = {
-                'docker-overlay2': host(workdir, 'docker-overlay2', os.path.join(xfs, 'docker'), 'overlay2'),
-                'docker-btrfs': host(workdir, 'docker-btrfs', os.path.join(workdir, 'docker-btrfs', 'data'), 'btrfs',
+                'docker-overlay2': host(engines, workdir, 'docker-overlay2', os.path.join(xfs, 'docker'), 'overlay2'),
+                'docker-btrfs': host(engines, workdir, 'docker-btrfs', os.path.join(workdir, 'docker-btrfs', 'data'), 'btrfs',
                                      docker_storage_btrfs_device=disk,
                                      docker_storage_btrfs_mount_point=os.path.join(workdir, 'docker-btrfs', 'butter')),
-                'docker-vfs': host(workdir, 'docker-vfs', os.path.join(ext4, 'docker'), 'vfs'),
+                'docker-vfs': host(engines, workdir, 'docker-vfs', os.path.join(ext4, 'docker'), 'vfs'),
             }
             if lab_info:
-                hosts['docker-overlay2'][1].update(validate_storage_targets=[lab_info['targets']['t9000']['v4'],
-                                                                             lab_info['targets']['t1500']['v4']],
-                                                   validate_netns=lab_info['host_ns'], validate_expected_mtu=9000)
-            for engine, dummy in hosts.values():
+                hosts['docker-overlay2'].update(validate_storage_targets=[lab_info['targets']['t9000']['v4'],
+                                                                          lab_info['targets']['t1500']['v4']],
+                                                validate_netns=lab_info['host_ns'], validate_expected_mtu=9000)
+            for engine in engines:
                 engine.start()
             inventory = os.path.join(workdir, 'inventory.json')
             with open(inventory, 'w', encoding='utf-8') as handle:
-                json.dump({'container_hosts': {'hosts': {name: hostvars for name, (dummy, hostvars) in hosts.items()}}},
-                          handle, indent=2)
+                json.dump({'container_hosts': {'hosts': hosts}}, handle, indent=2)
             log = os.path.join(workdir, 'results.jsonl')
             banner('5. docker_storage: overlay2 on XFS, btrfs on an empty disk, vfs (engines start on vfs)')
             hosts_var = {'hostprep_hosts': 'container_hosts'}
@@ -95,6 +95,6 @@ def run(banner, lab_info: dict | None) -> int:
                                                   os.path.join(report_dir, 'report.html')))
             return rc if rc else (0 if changed == 0 else 1)
     finally:
-        for engine, dummy in hosts.values():
+        for engine in engines:
             engine.stop()
         unmount_all(workdir)
