@@ -115,4 +115,3 @@ def test_a_failed_verification_rolls_back_the_whole_stack(ansible, stk):
     assert result.get('failed') and result['rolled_back'] is True, result.get('msg')
     assert 'Rolled back: bra to 1500, mv to 1500, a0 to 1500' in result['msg']
     assert mtus(stk) == before
-
