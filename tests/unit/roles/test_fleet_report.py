@@ -311,3 +311,65 @@ def test_report_names_where_the_layers_live():
         'containerd devmapper snapshotter'
     assert report.backend({'benchmark': {'engine': {'driver': 'overlay2', 'driver_status': {}},
                                          'filesystem': {'fstype': 'xfs'}}}) == 'overlay2 on xfs'
+
+
+# ---- the view at fleet scale -------------------------------------------------
+
+def test_distribution_quartiles_and_outliers_named():
+    values = [('h%d' % i, 1.0 + i / 100) for i in range(20)] + [('slow', 9.0), ('fast', -5.0)]
+    d = view.distribution(values)
+    assert d['n'] == 22 and d['min'] == -5.0 and d['max'] == 9.0
+    assert d['q1'] < d['median'] < d['q3']
+    assert [o['host'] for o in d['outliers']] == ['slow', 'fast'] and d['outliers'][1]['side'] == 'low'
+    assert d['whisker_low'] == 1.0 and d['whisker_high'] == 1.19
+
+
+@pytest.mark.parametrize('count', [1, 2, 3])
+def test_a_small_group_names_no_outliers(count):
+    assert view.distribution([('h%d' % i, 10.0 ** i) for i in range(count)])['outliers'] == []
+
+
+def test_an_old_record_reads_the_same(tmp_path):
+    """A run file as roles/validate/files/fleet_report.py wrote it (no engine version, no
+    failed key, its backend and violations stored) is used, grouped without a version."""
+    old = run_of(host='old', backend='btrfs on btrfs', limits={'max_start_seconds': 100.0})
+    del old['benchmark']['engine']['version']
+    (tmp_path / 'runs' / 'old').mkdir(parents=True)
+    (tmp_path / 'runs' / 'old' / '20250101T000000Z.json').write_text(json.dumps(old, indent=2, sort_keys=True))
+    out = plugin.render(str(tmp_path), 'Old')
+    assert out['hosts'] == ['old'] and out['not_used'] == []
+    summary = json.loads((tmp_path / 'report.json').read_text())
+    assert [g['name'] for g in summary['groups']] == ['btrfs on btrfs']
+
+
+def test_failed_missing_and_csv(tmp_path):
+    recorded = copy.deepcopy(RECORDED)
+    plugin.record(str(tmp_path), host_result('=cmd|x', recorded, '20250101T000000Z'), {'max_start_seconds': 0.001}, 0, '=cmd|x')
+    failed = {'host': 'b', 'timestamp': '20250101T000000Z', 'benchmark': {}, 'pmtu': [], 'failed': 'engine gone'}
+    assert plugin.record(str(tmp_path), failed, {}, 0, 'b')['used']
+    out = plugin.render(str(tmp_path), 'T', ['=cmd|x', 'b', 'c'])
+    assert out['missing'] == ['c'] and out['failed'] == {'b': 'engine gone'} and out['over_limit'] == ['=cmd|x']
+    with open(out['csv'], encoding='utf-8') as handle:
+        rows = {row['host']: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"'=cmd|x", 'b', 'c'}
+    assert rows['b']['status'] == 'failed' and rows['c']['status'] == 'missing' and rows["'=cmd|x"]['status'] == 'violated'
+    assert float(rows["'=cmd|x"]['start_seconds']) == RECORDED['scenarios']['oneshot']['seconds']['median']
+    page = open(out['html'], encoding='utf-8').read()
+    head = page.split('<h2 id="distributions">')[0]
+    assert 'the benchmark failed: engine gone' in head and 'no result recorded' in head and '=cmd|x' in head
+
+
+def test_the_page_escapes_and_shows_hidden_characters(tmp_path):
+    host = '<img src=x>\u202e'
+    plugin.record(str(tmp_path), host_result(host, copy.deepcopy(RECORDED), '20250101T000000Z'), {}, 0, host)
+    page = open(plugin.render(str(tmp_path), '<b>t</b>')['html'], encoding='utf-8').read()
+    assert '<img' not in page and '<b>t' not in page and '&lt;img src=x&gt;\\u202e' in page
+
+
+@pytest.mark.parametrize('hosts', [10, 200])
+def test_the_page_grows_by_a_table_row_per_host(tmp_path, hosts):
+    recorded = copy.deepcopy(RECORDED)
+    for i in range(hosts):
+        plugin.record(str(tmp_path), host_result('h%03d' % i, recorded, '20250101T000000Z'), {}, 0, 'h%03d' % i)
+    size = os.path.getsize(plugin.render(str(tmp_path), 'T')['html'])
+    assert size < 40000 + 1500 * hosts
