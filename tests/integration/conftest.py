@@ -19,10 +19,10 @@ import typing as t
 
 import pytest
 
-from tests.lab import BIN, LINKROOT, ROOT  # noqa: F401  pylint: disable=unused-import
-from tests.lab.dockerd import loop_filesystem, unmount_all
+from tests.lab import BIN, ROOT  # noqa: F401  pylint: disable=unused-import
+from tests.lab.dockerd import PrivateDockerd, import_busybox, loop_filesystem, unmount_all
 from tests.lab.netns_lab import Lab
-from tests.lab.playbook import Ansible, PlaybookRun  # noqa: F401  pylint: disable=unused-import
+from tests.lab.playbook import Ansible
 
 
 def require(condition: bool, what: str) -> None:
@@ -85,6 +85,19 @@ def filesystems_fixture(**sizes: int | None):
         with contextlib.ExitStack() as stack:
             yield {fstype: stack.enter_context(loop_filesystem(workdir, fstype, size_mb=size))
                    for fstype, size in sizes.items()}
+    return fixture
+
+
+def busybox_engine_fixture(ext4_mb: int):
+    """A test module's ``engine`` fixture (``engine = busybox_engine_fixture(160)``): a private dockerd
+    whose data root is on a loop ext4 of its own (ext4_mb) under workdir, with the busybox image."""
+
+    @pytest.fixture(scope='module', name='engine')
+    def fixture(workdir):
+        with loop_filesystem(workdir, 'ext4', size_mb=ext4_mb) as ext4:
+            with PrivateDockerd(workdir, data_root=os.path.join(ext4, 'docker')) as dockerd:
+                import_busybox(dockerd.client)
+                yield dockerd
     return fixture
 
 

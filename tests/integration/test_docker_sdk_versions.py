@@ -17,8 +17,7 @@ import sys
 
 import pytest
 
-from conftest import require, workdir_fixture
-from tests.lab.dockerd import PrivateDockerd, import_busybox, loop_filesystem
+from conftest import busybox_engine_fixture, require, workdir_fixture
 
 INFO = 'hostprep.container_host.docker_storage_info'
 ARCHIVE = 'hostprep.container_host.docker_images_archive'
@@ -32,13 +31,8 @@ def python_with(python: str, *modules: str) -> bool:
     return subprocess.run([python, '-c', 'import ' + ', '.join(modules)], capture_output=True, check=False).returncode == 0
 
 
-@pytest.fixture(scope='module')
-def engine(workdir):
-    """A private dockerd whose data root is on its own loop ext4 (an image archive must be elsewhere)."""
-    with loop_filesystem(workdir, 'ext4', size_mb=160) as ext4:
-        with PrivateDockerd(workdir, data_root=os.path.join(ext4, 'docker')) as dockerd:
-            import_busybox(dockerd.client)
-            yield dockerd
+# a private dockerd whose data root is on its own loop ext4 (an image archive must be elsewhere)
+engine = busybox_engine_fixture(160)
 
 
 @pytest.fixture(scope='module')

@@ -29,8 +29,8 @@ import uuid
 import pytest
 
 from tests.lab import hoststate
-from conftest import require, workdir_fixture
-from tests.lab.dockerd import PrivateDockerd, import_busybox, loop_filesystem
+from conftest import busybox_engine_fixture, require, workdir_fixture
+from tests.lab.dockerd import PrivateDockerd, loop_filesystem
 
 COW = 'hostprep.container_host.docker_cow_benchmark'
 ARCHIVE = 'hostprep.container_host.docker_images_archive'
@@ -46,13 +46,8 @@ workdir = workdir_fixture(PREFIX, ('dockerd', 'containerd', 'losetup', 'mkfs.ext
                                    '/bin/busybox'))
 
 
-@pytest.fixture(scope='module')
-def engine(workdir):
-    """One private dockerd, its data root on a loop ext4, with busybox."""
-    with loop_filesystem(workdir, 'ext4', size_mb=320) as ext4:
-        with PrivateDockerd(workdir, data_root=os.path.join(ext4, 'docker')) as dockerd:
-            import_busybox(dockerd.client)
-            yield dockerd
+# one private dockerd, its data root on a loop ext4, with busybox
+engine = busybox_engine_fixture(320)
 
 
 def engine_lists(dockerd: PrivateDockerd) -> dict:

@@ -6,6 +6,7 @@ pytest puts it there because ``tests/`` is a package; scripts run with
 ``python -m bench.NAME`` or ``python -m hack.NAME`` from the root):
 
 - ``netns_lab``: the network-namespace lab, and a Python that runs inside a namespace;
+- ``stack_lab``: stacked links in a namespace; ``ssh_hosts``: lab hosts reached over SSH;
 - ``dockerd``: private engines a test starts itself, loop devices and filesystems, mounts and processes;
 - ``private_dockerd``: an engine the role stops and starts by command (``Engine``) and that command;
 - ``hoststate``: the before/after fingerprint of a host;
