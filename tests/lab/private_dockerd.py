@@ -37,8 +37,6 @@ import uuid
 import docker
 
 if __package__:
-    from ansible_collections.hostprep.container_host.plugins.module_utils._common import read_bytes
-
     from .dockerd import DOCKERD, _pids_using, _wait_gone, end_processes, unmount_all
 else:  # run as the role's start or stop command: python tests/lab/private_dockerd.py (Engine is not used)
     from dockerd import DOCKERD, _pids_using, _wait_gone, end_processes, unmount_all
@@ -191,6 +189,8 @@ class Engine:
             return sorted(image.id for image in client.images.list())
 
     def pid(self) -> int | None:
+        # Imported here, as dockerd.import_busybox does: the start/stop command runs without the collection.
+        from ansible_collections.hostprep.container_host.plugins.module_utils._common import read_bytes  # pylint: disable=import-outside-toplevel
         text = read_bytes(os.path.join(self.state, 'dockerd.pid'))
         return int(text) if text else None
 
