@@ -62,7 +62,6 @@ CHUNK_MIN = 64 * KIB             # thin-pool chunk: 64 KiB .. 1 GiB, multiple of
 CHUNK_MAX = 1 * GIB
 
 
-
 def human(size: int | None) -> str:
     """Bytes as the messages of this module say them: "4 MiB", "1.50 GiB", "unknown"."""
     return format_size(size, decimals=None, unknown='unknown')
@@ -300,45 +299,73 @@ def plan_present(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dic
     """Steps that bring the host to the requested layout, and its prediction.
     devices: _blockdev.probe() facts in O(devices) order; thin_fs and
     thin_uses: the signature and the uses (_blockdev.uses) of an existing thin
-    volume. Raises HostprepError on anything that makes the layout impossible."""
+    volume. Raises HostprepError on anything that makes the layout impossible,
+    before any step: the devices, the VG's size, the pool's name, then
+    growing the pool and the thin volume."""
     vg_name, pool_name = p['vg'], p['pool']
-    meta_name = pool_name + 'meta'
     vg = state.get('vg')
     lvs = state.get('lvs') or []
     extent = vg['vg_extent_size'] if vg else DEFAULT_EXTENT
-    min_size = DEFAULT_PE_START + extent
-    steps: list[Step] = []
-    errors: list[str] = []
+    pvs = screen_devices(p, state, devices, extent)
+    if vg is None and not pvs['new']:
+        raise HostprepError('volume group %s does not exist; give devices to create it from' % vg_name)
+    total = (vg['vg_extent_count'] if vg else 0) + pvs['extents']
+    free = (vg['vg_free_count'] if vg else 0) + pvs['extents']
+    pool = existing_pool(lvs, vg_name, pool_name)
+    sizes = pool_extents(p, lvs, extent, total, free, pool)
+    steps = vg_steps(vg_name, vg, pvs)
+    profile_step, profile_after = profile_plan(p, profile_now)
+    steps.extend(profile_step)
     warnings: list[str] = []
-    new_pvs: list[str] = []   # devices to add to the VG
-    wipe: list[str] = []
-    pvcreate: list[str] = []
-    added_extents = 0
+    if pool is None:
+        pool_steps, predicted_pool, used = new_pool(p, sizes, extent)
+    else:
+        pool_steps, predicted_pool, used = grown_pool(p, pool, sizes, extent, free, warnings)
+    steps.extend(pool_steps)
+    thin_steps, predicted_thin = thin_volume_plan(p, lvs, extent, thin_fs, thin_uses, warnings)
+    steps.extend(thin_steps)
+    after_vg = {'name': vg_name, 'size': total * extent, 'extent_size': extent,
+                'pvs': sorted(set([r['pv_name'] for r in state['pvs'] if r.get('vg_name') == vg_name] + pvs['new']))}
+    after = {'vg': after_vg, 'pool': dict(predicted_pool, name=pool_name), 'thin_volume': predicted_thin,
+             'profile': profile_after}
+    return {'steps': steps, 'warnings': warnings, 'after': after, 'pvs_added': pvs['new'],
+            'free_extents_after': free - used}
+
+
+def screen_devices(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dict[str, t.Any]],
+                   extent: int) -> dict[str, t.Any]:
+    """The devices to add to the VG ('new'), those to wipe and to pvcreate, and the extents they add; every
+    device that cannot be used is named in one HostprepError."""
+    found: dict[str, t.Any] = {'new': [], 'wipe': [], 'pvcreate': [], 'extents': 0}
+    errors: list[str] = []
     for facts in devices:
         pv = pv_for(state['pvs'], facts)
-        if pv is not None and pv.get('vg_name') == vg_name:
+        if pv is not None and pv.get('vg_name') == p['vg']:
             continue  # already ours
-        error, needs_wipe = device_problem(facts, pv, vg_name, p['wipe_signatures'], min_size, state['pvs'])
+        error, needs_wipe = device_problem(facts, pv, p['vg'], p['wipe_signatures'], DEFAULT_PE_START + extent,
+                                           state['pvs'])
         if error:
             errors.append(error)
             continue
         dev = facts['real']
         if needs_wipe:
-            wipe.append(dev)
+            found['wipe'].append(dev)
         if pv is None:
-            pvcreate.append(dev)
-            added_extents += extents_of_new_pv(facts['size'] or 0, extent)
+            found['pvcreate'].append(dev)
+            found['extents'] += extents_of_new_pv(facts['size'] or 0, extent)
         else:
-            added_extents += (pv.get('pv_size') or 0) // extent
-        new_pvs.append(dev)
+            found['extents'] += (pv.get('pv_size') or 0) // extent
+        found['new'].append(dev)
     if errors:
         raise HostprepError('; '.join(errors), devices=[d['path'] for d in devices])
-    if vg is None and not new_pvs:
-        raise HostprepError('volume group %s does not exist; give devices to create it from' % vg_name)
+    return found
 
-    total = (vg['vg_extent_count'] if vg else 0) + added_extents
-    free = (vg['vg_free_count'] if vg else 0) + added_extents
+
+def existing_pool(lvs: list[dict[str, t.Any]], vg_name: str, pool_name: str) -> dict[str, t.Any] | None:
+    """The thin pool of that name, None when there is none; an LV of that name that is no thin pool, or a
+    metadata LV left without its pool, is refused."""
     pool = find_lv(lvs, vg_name, pool_name)
+    meta_name = pool_name + 'meta'
     if pool is not None and not is_thin_pool(pool):
         raise HostprepError('%s/%s exists but is not a thin pool (segment type %s); remove or rename it, or choose '
                             'another pool name' % (vg_name, pool_name, pool.get('segtype')))
@@ -346,6 +373,13 @@ def plan_present(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dic
         raise HostprepError('%s/%s exists (left over from an interrupted set-up?) and no thin pool %s/%s; '
                             'remove it (lvremove %s/%s) or choose another pool name'
                             % (vg_name, meta_name, vg_name, pool_name, vg_name, meta_name))
+    return pool
+
+
+def pool_extents(p: dict[str, t.Any], lvs: list[dict[str, t.Any]], extent: int, total: int, free: int,
+                 pool: dict[str, t.Any] | None) -> dict[str, t.Any]:
+    """Data and metadata extents wanted, and whether LVM's spare metadata LV exists; a new pool that does not
+    fit in the VG is refused, saying how much is missing."""
     has_spare = any((row.get('lv_name') or '').endswith('_pmspare]') or (row.get('lv_name') or '').endswith('_pmspare')
                     for row in lvs)
     dmin, mmin = needed_extents(p, extent)
@@ -360,123 +394,146 @@ def plan_present(p: dict[str, t.Any], state: dict[str, t.Any], devices: list[dic
             'the devices are too small for the thin pool: volume group %s would have %d extents of %s (%s), '
             '%d of them free; %s needs at least %d free extents (%s, data LV, metadata LV and LVM\'s spare '
             'metadata LV). Add devices with at least %s more, or give smaller sizes'
-            % (vg_name, total, human(extent), human(total * extent), free, size_words(p), need,
+            % (p['vg'], total, human(extent), human(total * extent), free, size_words(p), need,
                human(need * extent), human(max(extent, (need + used - total) * extent))),
             vg_extents=total, free_extents=free, needed_extents=need)
+    return {'data': data, 'meta': meta, 'has_spare': has_spare}
 
-    # PVs and VG
-    for dev in wipe:
-        steps.append(Step('erase signatures of %s' % dev, ['wipefs', '--all', dev]))
-    for dev in pvcreate:
-        steps.append(Step('initialize %s as PV' % dev, ['pvcreate', dev], ['pvremove', '-y', dev]))
+
+def vg_steps(vg_name: str, vg: dict[str, t.Any] | None, pvs: dict[str, t.Any]) -> list[Step]:
+    steps = [Step('erase signatures of %s' % dev, ['wipefs', '--all', dev]) for dev in pvs['wipe']]
+    steps.extend(Step('initialize %s as PV' % dev, ['pvcreate', dev], ['pvremove', '-y', dev]) for dev in pvs['pvcreate'])
     if vg is None:
-        steps.append(Step('create VG %s' % vg_name, ['vgcreate', vg_name] + new_pvs, ['vgremove', '-y', vg_name]))
-    elif new_pvs:
-        steps.append(Step('add %s to VG %s' % (', '.join(new_pvs), vg_name), ['vgextend', vg_name] + new_pvs,
-                          ['vgreduce', vg_name] + new_pvs))
+        steps.append(Step('create VG %s' % vg_name, ['vgcreate', vg_name] + pvs['new'], ['vgremove', '-y', vg_name]))
+    elif pvs['new']:
+        steps.append(Step('add %s to VG %s' % (', '.join(pvs['new']), vg_name), ['vgextend', vg_name] + pvs['new'],
+                          ['vgreduce', vg_name] + pvs['new']))
+    return steps
 
-    # profile file
+
+def profile_plan(p: dict[str, t.Any], profile_now: str | None) -> tuple[list[Step], str | None]:
+    """The step writing the LVM profile when its values differ, and the profile's text afterwards."""
     profile_path = os.path.join(p['profile_dir'], p['profile'] + '.profile')
     wanted = profile_text(p['autoextend_threshold'], p['autoextend_percent'])
-    if profile_values(profile_now) != profile_values(wanted):
-        steps.append(Step('write LVM profile %s' % profile_path, write=(profile_path, wanted)))
-    profile_after = wanted if profile_values(profile_now) != profile_values(wanted) else profile_now
+    if profile_values(profile_now) == profile_values(wanted):
+        return [], profile_now
+    return [Step('write LVM profile %s' % profile_path, write=(profile_path, wanted))], wanted
 
+
+def new_pool(p: dict[str, t.Any], sizes: dict[str, t.Any], extent: int) -> tuple[list[Step], dict[str, t.Any], int]:
+    """Docker's recipe: data and metadata LVs, converted to a thin pool, the profile attached, monitored. Returns
+    the steps, the pool predicted and the extents used."""
+    vg_name, pool_name = p['vg'], p['pool']
+    meta_name = pool_name + 'meta'
     full = '%s/%s' % (vg_name, pool_name)
-    predicted_pool: dict[str, t.Any]
-    if pool is None:
-        steps.append(Step('create data LV %s' % full,
-                          ['lvcreate', '--wipesignatures', 'y', '-y', '-n', pool_name, vg_name, '-l', str(data)],
-                          ['lvremove', '-y', full]))
-        steps.append(Step('create metadata LV %s/%s' % (vg_name, meta_name),
-                          ['lvcreate', '--wipesignatures', 'y', '-y', '-n', meta_name, vg_name, '-l', str(meta)],
-                          ['lvremove', '-y', '%s/%s' % (vg_name, meta_name)]))
-        steps.append(Step('convert %s to a thin pool' % full,
-                          ['lvconvert', '-y', '--zero', 'n', '-c', '%dk' % (p['chunk_size'] // KIB),
-                           '--thinpool', full, '--poolmetadata', '%s/%s' % (vg_name, meta_name)],
-                          ['lvremove', '-y', full], drop_undos=2))
+    data, meta = sizes['data'], sizes['meta']
+    steps = [
+        Step('create data LV %s' % full,
+             ['lvcreate', '--wipesignatures', 'y', '-y', '-n', pool_name, vg_name, '-l', str(data)],
+             ['lvremove', '-y', full]),
+        Step('create metadata LV %s/%s' % (vg_name, meta_name),
+             ['lvcreate', '--wipesignatures', 'y', '-y', '-n', meta_name, vg_name, '-l', str(meta)],
+             ['lvremove', '-y', '%s/%s' % (vg_name, meta_name)]),
+        Step('convert %s to a thin pool' % full,
+             ['lvconvert', '-y', '--zero', 'n', '-c', '%dk' % (p['chunk_size'] // KIB),
+              '--thinpool', full, '--poolmetadata', '%s/%s' % (vg_name, meta_name)],
+             ['lvremove', '-y', full], drop_undos=2),
+        Step('attach profile %s' % p['profile'], ['lvchange', '--metadataprofile', p['profile'], full]),
+        Step('monitor %s' % full, ['lvchange', '--monitor', 'y', full]),
+    ]
+    predicted = {'size': data * extent, 'metadata_size': meta * extent, 'chunk_size': p['chunk_size'],
+                 'profile': p['profile'], 'monitor': 'monitored', 'segtype': 'thin-pool'}
+    return steps, predicted, data + meta * (1 if sizes['has_spare'] else 2)
+
+
+def grown_pool(p: dict[str, t.Any], pool: dict[str, t.Any], sizes: dict[str, t.Any], extent: int, free: int,
+               warnings: list[str]) -> tuple[list[Step], dict[str, t.Any], int]:
+    """An existing pool grown to the sizes asked (never shrunk), with its profile, activation and monitoring
+    put right. Returns the steps, the pool predicted and the extents used."""
+    full = '%s/%s' % (p['vg'], p['pool'])
+    data, meta = sizes['data'], sizes['meta']
+    current_data = (pool.get('lv_size') or 0) // extent
+    current_meta = (pool.get('lv_metadata_size') or 0) // extent
+    size, meta_size = pool.get('lv_size'), pool.get('lv_metadata_size')
+    if pool.get('chunk_size') and pool['chunk_size'] != p['chunk_size']:
+        warnings.append('thin pool %s has chunk size %s, not %s; a chunk size cannot change after creation, '
+                        'so it is left as it is' % (full, human(pool['chunk_size']), human(p['chunk_size'])))
+    grow_data = data - current_data if data > current_data else 0
+    grow_meta = meta - current_meta if meta > current_meta else 0
+    # growing metadata grows the spare too
+    if grow_data + grow_meta * 2 > free:
+        raise HostprepError('growing thin pool %s to %s data and %s metadata needs %d free extents, VG %s has %d; '
+                            'add a device or give smaller sizes'
+                            % (full, human(data * extent), human(meta * extent), grow_data + 2 * grow_meta,
+                               p['vg'], free))
+    steps = []
+    if grow_data:
+        steps.append(Step('grow %s to %s' % (full, human(data * extent)), ['lvextend', '-l', str(data), full]))
+        size = data * extent
+    if grow_meta:
+        steps.append(Step('grow metadata of %s to %s' % (full, human(meta * extent)),
+                          ['lvextend', '--poolmetadatasize', '%db' % (meta * extent), full]))
+        meta_size = meta * extent
+    if data < current_data or meta < current_meta:
+        warnings.append('thin pool %s is larger than requested (%s data, %s metadata); thin pools do not shrink, '
+                        'so it is left as it is' % (full, human(pool.get('lv_size')),
+                                                    human(pool.get('lv_metadata_size'))))
+    steps.extend(pool_state_steps(p, pool, full))
+    predicted = {'size': size, 'metadata_size': meta_size, 'chunk_size': pool.get('chunk_size'),
+                 'profile': p['profile'], 'monitor': 'monitored', 'segtype': 'thin-pool'}
+    return steps, predicted, grow_data + 2 * grow_meta
+
+
+def pool_state_steps(p: dict[str, t.Any], pool: dict[str, t.Any], full: str) -> list[Step]:
+    """Profile attached, active, monitored: the steps an existing pool lacks."""
+    steps = []
+    if (pool.get('lv_profile') or '') != p['profile']:
         steps.append(Step('attach profile %s' % p['profile'], ['lvchange', '--metadataprofile', p['profile'], full]))
+    if not (pool.get('lv_active') or '').startswith('active'):
+        steps.append(Step('activate %s' % full, ['lvchange', '-ay', full]))
+    if pool.get('seg_monitor') != 'monitored':
         steps.append(Step('monitor %s' % full, ['lvchange', '--monitor', 'y', full]))
-        predicted_pool = {'size': data * extent, 'metadata_size': meta * extent, 'chunk_size': p['chunk_size'],
-                          'profile': p['profile'], 'monitor': 'monitored', 'segtype': 'thin-pool'}
-        free -= data + meta * (1 if has_spare else 2)
-    else:
-        current_data = (pool.get('lv_size') or 0) // extent
-        current_meta = (pool.get('lv_metadata_size') or 0) // extent
-        size, meta_size = pool.get('lv_size'), pool.get('lv_metadata_size')
-        if pool.get('chunk_size') and pool['chunk_size'] != p['chunk_size']:
-            warnings.append('thin pool %s has chunk size %s, not %s; a chunk size cannot change after creation, '
-                            'so it is left as it is' % (full, human(pool['chunk_size']), human(p['chunk_size'])))
-        grow_data = data - current_data if data > current_data else 0
-        grow_meta = meta - current_meta if meta > current_meta else 0
-        # growing metadata grows the spare too
-        if grow_data + grow_meta * 2 > free:
-            raise HostprepError('growing thin pool %s to %s data and %s metadata needs %d free extents, VG %s has %d; '
-                                'add a device or give smaller sizes'
-                                % (full, human(data * extent), human(meta * extent), grow_data + 2 * grow_meta,
-                                   vg_name, free))
-        if grow_data:
-            steps.append(Step('grow %s to %s' % (full, human(data * extent)), ['lvextend', '-l', str(data), full]))
-            size = data * extent
-        if grow_meta:
-            steps.append(Step('grow metadata of %s to %s' % (full, human(meta * extent)),
-                              ['lvextend', '--poolmetadatasize', '%db' % (meta * extent), full]))
-            meta_size = meta * extent
-        free -= grow_data + 2 * grow_meta
-        if data < current_data or meta < current_meta:
-            warnings.append('thin pool %s is larger than requested (%s data, %s metadata); thin pools do not shrink, '
-                            'so it is left as it is' % (full, human(pool.get('lv_size')),
-                                                        human(pool.get('lv_metadata_size'))))
-        if (pool.get('lv_profile') or '') != p['profile']:
-            steps.append(Step('attach profile %s' % p['profile'], ['lvchange', '--metadataprofile', p['profile'], full]))
-        if not (pool.get('lv_active') or '').startswith('active'):
-            steps.append(Step('activate %s' % full, ['lvchange', '-ay', full]))
-        if pool.get('seg_monitor') != 'monitored':
-            steps.append(Step('monitor %s' % full, ['lvchange', '--monitor', 'y', full]))
-        predicted_pool = {'size': size, 'metadata_size': meta_size, 'chunk_size': pool.get('chunk_size'),
-                          'profile': p['profile'], 'monitor': 'monitored', 'segtype': 'thin-pool'}
+    return steps
 
-    predicted_thin = None
+
+def thin_volume_plan(p: dict[str, t.Any], lvs: list[dict[str, t.Any]], extent: int, thin_fs: str | None,
+                     thin_uses: list[str] | None, warnings: list[str]) -> tuple[list[Step], dict[str, t.Any] | None]:
+    """The thin volume: created (and formatted) when missing; an existing one is never resized or reformatted,
+    only formatted when it carries nothing and nothing uses it."""
     thin = p.get('thin_volume')
-    if thin:
-        row = find_lv(lvs, vg_name, thin['name'])
-        thin_path = dm_path(vg_name, thin['name'])
-        fs = thin.get('filesystem') or 'none'
-        if row is None:
-            steps.append(Step('create thin volume %s/%s' % (vg_name, thin['name']),
-                              ['lvcreate', '-y', '-V', '%db' % thin['size'], '-T', full, '-n', thin['name']],
-                              ['lvremove', '-y', '%s/%s' % (vg_name, thin['name'])]))
-            if fs == 'xfs':
-                steps.append(Step('make XFS on %s' % thin_path,
-                                  ['mkfs.xfs', '-q', '-m', 'crc=1', '-n', 'ftype=1', thin_path]))
-            predicted_thin = {'name': thin['name'], 'size': _ceil_div(thin['size'], extent) * extent,
-                              'filesystem': fs if fs != 'none' else None}
-        else:
-            if row.get('segtype') != 'thin' or row.get('pool_lv') != pool_name:
-                raise HostprepError('%s/%s exists but is not a thin volume of pool %s (segment type %s, pool %s); '
-                                    'choose another thin_volume name'
-                                    % (vg_name, thin['name'], pool_name, row.get('segtype'), row.get('pool_lv') or '-'))
-            if row.get('lv_size') != _ceil_div(thin['size'], extent) * extent:
-                sizes = (vg_name, thin['name'], human(row.get('lv_size')), human(thin['size']))
-                warnings.append('thin volume %s/%s is %s, not %s; it is not resized (grow it with lvextend and '
-                                'xfs_growfs while mounted)' % sizes)
-            if fs == 'xfs' and not thin_fs:
-                if thin_uses:  # no signature, yet something uses it raw: mkfs would destroy that
-                    raise HostprepError(refusal(thin_path, thin_uses), uses=thin_uses)
-                steps.append(Step('make XFS on %s' % thin_path,
-                                  ['mkfs.xfs', '-q', '-m', 'crc=1', '-n', 'ftype=1', thin_path]))
-            elif fs == 'xfs' and thin_fs != 'xfs':
-                raise HostprepError('thin volume %s carries %s, not xfs; refusing to reformat it: remove the thin '
-                                    'volume or choose another name' % (thin_path, thin_fs))
-            predicted_thin = {'name': thin['name'], 'size': row.get('lv_size'),
-                              'filesystem': fs if fs != 'none' else thin_fs}
-
-    after_vg = {'name': vg_name, 'size': total * extent, 'extent_size': extent,
-                'pvs': sorted(set([r['pv_name'] for r in state['pvs'] if r.get('vg_name') == vg_name] + new_pvs))}
-    after = {'vg': after_vg, 'pool': dict(predicted_pool, name=pool_name), 'thin_volume': predicted_thin,
-             'profile': profile_after}
-    return {'steps': steps, 'warnings': warnings, 'after': after, 'pvs_added': new_pvs,
-            'free_extents_after': free}
+    if not thin:
+        return [], None
+    vg_name, pool_name = p['vg'], p['pool']
+    row = find_lv(lvs, vg_name, thin['name'])
+    thin_path = dm_path(vg_name, thin['name'])
+    fs = thin.get('filesystem') or 'none'
+    mkfs = Step('make XFS on %s' % thin_path, ['mkfs.xfs', '-q', '-m', 'crc=1', '-n', 'ftype=1', thin_path])
+    if row is None:
+        steps = [Step('create thin volume %s/%s' % (vg_name, thin['name']),
+                      ['lvcreate', '-y', '-V', '%db' % thin['size'], '-T', '%s/%s' % (vg_name, pool_name),
+                       '-n', thin['name']],
+                      ['lvremove', '-y', '%s/%s' % (vg_name, thin['name'])])]
+        if fs == 'xfs':
+            steps.append(mkfs)
+        return steps, {'name': thin['name'], 'size': _ceil_div(thin['size'], extent) * extent,
+                       'filesystem': fs if fs != 'none' else None}
+    if row.get('segtype') != 'thin' or row.get('pool_lv') != pool_name:
+        raise HostprepError('%s/%s exists but is not a thin volume of pool %s (segment type %s, pool %s); '
+                            'choose another thin_volume name'
+                            % (vg_name, thin['name'], pool_name, row.get('segtype'), row.get('pool_lv') or '-'))
+    if row.get('lv_size') != _ceil_div(thin['size'], extent) * extent:
+        sizes = (vg_name, thin['name'], human(row.get('lv_size')), human(thin['size']))
+        warnings.append('thin volume %s/%s is %s, not %s; it is not resized (grow it with lvextend and '
+                        'xfs_growfs while mounted)' % sizes)
+    steps = []
+    if fs == 'xfs' and not thin_fs:
+        if thin_uses:  # no signature, yet something uses it raw: mkfs would destroy that
+            raise HostprepError(refusal(thin_path, thin_uses), uses=thin_uses)
+        steps.append(mkfs)
+    elif fs == 'xfs' and thin_fs != 'xfs':
+        raise HostprepError('thin volume %s carries %s, not xfs; refusing to reformat it: remove the thin '
+                            'volume or choose another name' % (thin_path, thin_fs))
+    return steps, {'name': thin['name'], 'size': row.get('lv_size'), 'filesystem': fs if fs != 'none' else thin_fs}
 
 
 def size_words(p: dict[str, t.Any]) -> str:

@@ -82,8 +82,8 @@ def test_debian_12_python3_docker_works(ansible, engine, workdir, debian_python)
     assert not saved['failed'] and saved['changed'] and os.path.getsize(archive) == saved['size'], saved.get('msg')
     bench = results['benchmark']
     assert not bench['failed'], bench.get('msg')
-    print('Debian python3-docker %s, requests %s: info, archive and benchmark work' % (docker_version,
-                                                                                          requests_version))
+    print('Debian python3-docker %s, requests %s: info, archive and benchmark work'
+          % (docker_version, requests_version))
 
 
 def test_docker_7_0_with_requests_2_32_names_the_upgrade(ansible, engine, workdir, broken_sdk):

@@ -182,6 +182,39 @@ def test_plan_matches_devices_by_major_minor():
     assert plan['pvs_added'] == []
 
 
+def vm_state(prefix):
+    return {'pvs': _lvm.parse_report(fixture(prefix + '_pvs.json'), 'pv'),
+            'vg': _lvm.parse_report(fixture(prefix + '_vgs.json'), 'vg')[0],
+            'lvs': _lvm.parse_report(fixture(prefix + '_lvs.json'), 'lv')}
+
+
+def test_plan_on_the_recorded_pool_adds_a_thin_volume_and_puts_the_pool_right():
+    """The VM's docker/thinpool as LVM reported it: a missing thin volume is created and formatted; a pool that
+    lost its profile and monitoring gets both back, and nothing else changes."""
+    state = vm_state('vm_docker_pool')
+    pool = next(row for row in state['lvs'] if row.get('segtype') == 'thin-pool')
+    pool.update(lv_profile='', seg_monitor='not monitored')
+    p = tp.check_params(params(devices=[], pool=pool['lv_name'],
+                               thin_volume={'name': 'data', 'size': '1G', 'filesystem': 'xfs'}))
+    plan = tp.plan_present(p, state, [], tp.profile_text(80, 20))
+    assert [s.argv[:2] for s in plan['steps']] == [
+        ['lvchange', '--metadataprofile'], ['lvchange', '--monitor'], ['lvcreate', '-y'], ['mkfs.xfs', '-q']]
+    assert plan['steps'][2].argv[-4:] == ['-T', 'docker/%s' % pool['lv_name'], '-n', 'data']
+    assert plan['after']['thin_volume'] == {'name': 'data', 'size': 1024 * MIB, 'filesystem': 'xfs'}
+    assert plan['after']['pool']['profile'] == 'docker-thinpool' and plan['pvs_added'] == []
+
+
+def test_plan_refuses_to_format_a_thin_volume_in_use():
+    state = vm_state('vm_thin_unmounted')
+    thin = next(row for row in state['lvs'] if row.get('segtype') == 'thin')
+    p = tp.check_params(params(vg=thin['vg_name'], devices=[], pool=thin['pool_lv'],
+                               thin_volume={'name': thin['lv_name'], 'size': '1G', 'filesystem': 'xfs'}))
+    with pytest.raises(HostprepError, match='in use'):
+        tp.plan_present(p, state, [], None, thin_fs=None, thin_uses=['mounted at /srv'])
+    with pytest.raises(HostprepError, match='carries ext4, not xfs; refusing to reformat it'):
+        tp.plan_present(p, state, [], None, thin_fs='ext4')
+
+
 def test_profile_compared_as_settings():
     wanted = tp.profile_text(80, 20)
     other_layout = 'activation {\n  thin_pool_autoextend_percent = 20\n  thin_pool_autoextend_threshold = 80 # x\n}\n'
