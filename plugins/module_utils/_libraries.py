@@ -36,10 +36,11 @@ def version_tuple(text: str | None) -> tuple[int, ...] | None:
 
 def installed_version(distribution: str, module: t.Any = None) -> str | None:
     """The installed version of a distribution (package metadata), else the module's ``__version__``."""
+    # No metadata (a vendored or bare copy): ask the module.
     try:
         from importlib import metadata  # pylint: disable=import-outside-toplevel
         return metadata.version(distribution)
-    except Exception:  # pylint: disable=broad-except  # no metadata (a vendored copy): ask the module
+    except Exception:  # pylint: disable=broad-except
         return getattr(module, '__version__', None)
 
 
