@@ -15,8 +15,9 @@ import os
 
 import pytest
 
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import read_bytes
 from conftest import filesystems_fixture, require, workdir_fixture
-from tests.lab.dockerd import DockerdFailed, PrivateDockerd, import_busybox, read_bytes
+from tests.lab.dockerd import DockerdFailed, PrivateDockerd, import_busybox
 
 MODULE = 'hostprep.container_host.docker_daemon_config'
 ORIGINAL = '{\n  "log-level": "warn",\n    "labels": ["hostprep=test"] ,"max-concurrent-downloads": 2\n}\n'
