@@ -7,7 +7,7 @@ off and on: the first run (every host's MTU 1500 -> 9000, PMTUD sysctls) and
 the idempotent run, forks 10, site_serial 100% (one batch); wall time and time
 per host. Writes bench/results/fleet_ssh.json.
 
-    .venv/bin/python -m bench.fleet_ssh [--hosts 50] [--forks 10]
+    .venv/bin/python -m bench.fleet_ssh [--hosts 50] [--forks 10] [--pipelining off|on|both]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--hosts', type=int, default=50)
     parser.add_argument('--forks', type=int, default=10)
+    parser.add_argument('--pipelining', choices=['off', 'on', 'both'], default='both')
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix='hp-fleet-ssh-')
     ansible = Ansible(workdir)
@@ -49,7 +50,7 @@ def main() -> int:
     results = []
     try:
         with SshHosts(info) as hosts:
-            for pipelining in (False, True):
+            for pipelining in {'off': (False,), 'on': (True,), 'both': (False, True)}[args.pipelining]:
                 reset(info, workdir)
                 hostvars = {name: dict(hosts.hostvars(name, pipelining), ansible_become=False,
                                        storage_network_links=[{'name': 'eth0'}],
@@ -75,8 +76,9 @@ def main() -> int:
         json.dump(results, handle, indent=2)
     print('\n| Pipelining | Run | Hosts | Forks | Wall (s) | Per host (s) | Changed |\n|---|---|---|---|---|---|---|')
     for item in results:
-        print('| %s | %s | %d | %d | %.1f | %.2f | %d |' % ('on' if item['pipelining'] else 'off', item['run'], item['hosts'],
-                                                          item['forks'], item['seconds'], item['per_host_s'], item['changed']))
+        cells = ('on' if item['pipelining'] else 'off', item['run'], item['hosts'], item['forks'], item['seconds'],
+                 item['per_host_s'], item['changed'])
+        print('| %s | %s | %d | %d | %.1f | %.2f | %d |' % cells)
     return 0
 
 

@@ -130,8 +130,8 @@ def main() -> int:
         json.dump(results, handle, indent=2)
     print('\n| Role | Tasks | Idempotent run (s) | No-op, same tasks (s) | Ratio |\n|---|---|---|---|---|')
     for item in results:
-        print('| %s | %d | %.2f | %.2f | %.2f |' % (item['role'], item['tasks'], item['role_median_s'], item['noop_median_s'],
-                                                 item['ratio']))
+        cells = (item['role'], item['tasks'], item['role_median_s'], item['noop_median_s'], item['ratio'])
+        print('| %s | %d | %.2f | %.2f | %.2f |' % cells)
     return 0
 
 

@@ -101,8 +101,6 @@ class Unusable(Exception):
     """What makes one run file or input unusable (the report goes on without it)."""
 
 
-
-
 def is_number(value: t.Any) -> bool:
     """A finite JSON number (not true/false, not NaN or Infinity)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

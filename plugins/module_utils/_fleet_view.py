@@ -179,15 +179,15 @@ def box_plot(metric: dict[str, t.Any], rows: list[tuple[str, dict[str, t.Any]]],
     def x(value: float) -> float:
         return label_w + (value - low) / (high - low) * plot_w
 
+    head = (esc(metric['key']), width, height, width, height, esc(metric['title']))
     parts = ['<svg class="chart" data-metric="%s" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
-             'viewBox="0 0 %d %d" role="img" aria-label="%s">' % (esc(metric['key']), width, height, width, height,
-                                                                   esc(metric['title'])),
+             'viewBox="0 0 %d %d" role="img" aria-label="%s">' % head,
              '<text x="0" y="16" font-size="14" font-weight="bold">%s</text>' % esc(metric['title'])]
     for tick in range(5):
         value = low + (high - low) * tick / 4
+        tick_at = (x(value), top - 4, x(value), height - 24, x(value), height - 10, esc(fmt(value, unit)))
         parts.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/><text x="%.1f" y="%d" font-size="10" '
-                     'text-anchor="middle" fill="#555">%s</text>' % (x(value), top - 4, x(value), height - 24, x(value),
-                                                                    height - 10, esc(fmt(value, unit))))
+                     'text-anchor="middle" fill="#555">%s</text>' % tick_at)
     for index, (name, d) in enumerate(rows):
         parts.append(box_row(top + index * row_h, name, d, colors.get(name, '#777'), x, unit, label_w + plot_w))
     parts.append('</svg>')
@@ -205,8 +205,8 @@ def box_row(y: int, name: str, d: dict[str, t.Any], color: str, x: t.Callable[[f
              '<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333"/>' % (x(d['whisker_low']), mid, x(d['whisker_high']), mid),
              '<rect x="%.1f" y="%d" width="%.1f" height="18" fill="%s" fill-opacity="0.35" stroke="%s"/>'
              % (x(d['q1']), mid - 9, max(x(d['q3']) - x(d['q1']), 1), color, color),
-             '<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-width="2"/>' % (x(d['median']), mid - 9,
-                                                                                         x(d['median']), mid + 9),
+             '<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-width="2"/>'
+             % (x(d['median']), mid - 9, x(d['median']), mid + 9),
              '<text x="%d" y="%d" font-size="11">%s</text></g>' % (right + 6, mid + 4, esc(fmt(d['median'], unit)))]
     for outlier in d['outliers']:
         parts.append('<circle cx="%.1f" cy="%d" r="3" fill="#b00020"><title>%s: %s (outlier, %s)</title></circle>'
@@ -475,4 +475,3 @@ def render(root: str, title: str, html: t.Callable[[dict[str, t.Any]], str], exp
     return dict(paths, hosts=summary['hosts'], metrics=summary['metrics'], missing=data['missing'],
                 failed=summary['failed'], over_limit=sorted({v['host'] for v in data['violations']}),
                 not_used=data['not_used'])
-

@@ -325,7 +325,7 @@ def test_role_reports_a_malformed_host_and_the_rest_of_the_fleet(ansible, lab, t
     refused = run.result('Record this host\'s results on the controller and compare them with the limits', 'lab-linked')
     assert refused['changed'] is False
     assert refused['msg'] == ('%s/runs/lab-linked is a symbolic link or not a directory; the report '
-                                                      'does not follow it: move it away' % report)
+                              'does not follow it: move it away' % report)
     assert run.result('Measure the storage backend (copy-on-write benchmark)', 'lab-bad')['scenarios']['oneshot'][
         'seconds']['median'] == 'fast'
     problem = 'benchmark.scenarios.oneshot.seconds.median is the string "fast", not a finite number'
