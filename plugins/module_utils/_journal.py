@@ -266,6 +266,10 @@ def _created_lvs(before: dict[str, t.Any] | None, after: dict[str, t.Any] | None
     return remove, others
 
 
+def _remove(plan: dict[str, list[t.Any]], argv: list[str], verb: str, what: str) -> None:
+    plan['remove'].append({'argv': argv, 'what': what, 'words': '%s %s' % (verb, what)})
+
+
 def plan_created(before: dict[str, t.Any], after: dict[str, t.Any] | None,
                  now: dict[str, t.Any]) -> dict[str, list[t.Any]]:
     """What of the storage the change created is removed, in order, and what is left and named (pure).
@@ -279,13 +283,11 @@ def plan_created(before: dict[str, t.Any], after: dict[str, t.Any] | None,
     name = (vg_after or vg_now or {}).get('name')
     lvs, others = _created_lvs(vg_before, vg_after, vg_now)
     for lv in lvs:
-        plan['remove'].append({'what': 'lv', 'argv': ['lvremove', '-y', '%s/%s' % (name, lv['name'])],
-                               'words': 'removed the %s LV %s/%s (UUID %s) this change created'
-                                        % (lv['segtype'], name, lv['name'], lv['uuid'])})
+        _remove(plan, ['lvremove', '-y', '%s/%s' % (name, lv['name'])], 'removed',
+                'the %s LV %s/%s (UUID %s) this change created' % (lv['segtype'], name, lv['name'], lv['uuid']))
     vg_ours = vg_before is None and vg_after is not None and vg_now is not None and vg_now['uuid'] == vg_after['uuid']
     if vg_ours and not others:
-        plan['remove'].append({'what': 'vg', 'argv': ['vgremove', '-y', name],
-                               'words': 'removed the VG %s (UUID %s) this change created' % (name, vg_now['uuid'])})
+        _remove(plan, ['vgremove', '-y', name], 'removed', 'the VG %s (UUID %s) this change created' % (name, vg_now['uuid']))
     elif vg_ours:
         plan['left'].append('the VG %s, which this change created, holds LVs it did not make (%s)' % (name, ', '.join(others)))
     elif vg_before is None and vg_now is not None:
@@ -319,8 +321,8 @@ def _plan_device(plan: dict[str, list[t.Any]], device: str, before: list[dict[st
     elif pv and vg_stays:
         plan['left'].append('%s on %s, a PV of a VG that stays' % (kinds, device))
     else:
-        plan['remove'].append({'what': 'device', 'argv': ['pvremove', '-y', device] if pv else ['wipefs', '-a', device],
-                               'words': 'wiped %s from %s, which was blank before this change' % (kinds, device)})
+        _remove(plan, ['pvremove', '-y', device] if pv else ['wipefs', '-a', device], 'wiped',
+                '%s from %s, which was blank before this change' % (kinds, device))
 
 
 def fstab_targets(fstab: str) -> set[str]:
@@ -341,22 +343,25 @@ def created_now(record: dict[str, t.Any], module: t.Any) -> dict[str, list[t.Any
 BUSY_TRIES = 10
 
 
-def remove_created(module: t.Any, created: dict[str, list[t.Any]], changes: t.Any, manual: list[str],
-                   sleep: t.Callable[[float], t.Any] = time.sleep) -> None:
-    """Remove, in order, the storage this change created; a step that fails stops the ones after it.
-    A device still busy just after its unmount (a probe holding it open) is tried again for a few seconds."""
+def remove_created(module: t.Any, created: dict[str, list[t.Any]], changes: t.Any,
+                   sleep: t.Callable[[float], t.Any] = time.sleep) -> list[str]:
+    """Remove, in order, the storage this change created; returns what is left, named with the command to run.
+    A device still busy just after its unmount (a probe holding it open) is tried again for a few seconds; a
+    step that fails stops the ones after it. What is left here does not keep the record: the engine, the files
+    and the mounts are restored either way, and the operator is told what to remove."""
     runner = _lvm.as_runner(module)
-    for step in created['remove']:
+    for index, step in enumerate(created['remove']):
         for dummy_try in range(BUSY_TRIES):
             rc, dummy_out, err = runner(step['argv'], check_rc=False)
             if rc == 0 or 'busy' not in err.lower():
                 break
             sleep(0.5)
         if rc != 0:
-            manual.append('%s (%s failed: %s)' % (step['words'].replace('removed', 'remove', 1).replace('wiped', 'wipe', 1),
-                                                  ' '.join(step['argv']), err.strip()))
-            return
+            return ['%s (%s: %s; run it by hand)' % (later['what'], ' '.join(later['argv']),
+                                                     'failed, ' + err.strip() if later is step else 'not tried')
+                    for later in created['remove'][index:]]
         changes.restored(step['words'])
+    return []
 
 
 def restore(record: dict[str, t.Any], module: t.Any, fstab: str, changes: t.Any) -> dict[str, t.Any]:
@@ -375,7 +380,7 @@ def restore(record: dict[str, t.Any], module: t.Any, fstab: str, changes: t.Any)
         else:
             changes.restored('unmounted %s' % target)
     created = created_now(record, module)  # read again once nothing of it is mounted
-    remove_created(module, created, changes, manual)
+    left = remove_created(module, created, changes) + created['left']
     plan = _plan_now(record, module)  # the data root's own content shows once the mounts are gone
     manual += [m for m in plan['manual'] if m not in manual]
     for aside, target in plan['move_back']:
@@ -394,7 +399,7 @@ def restore(record: dict[str, t.Any], module: t.Any, fstab: str, changes: t.Any)
             manual.append('mount %s (mount --fstab %s failed: %s)' % (target, fstab, err.strip()))
         else:
             changes.restored('mounted %s again' % target)
-    return {'restored': list(changes.undone), 'manual': manual, 'left': created['left']}
+    return {'restored': list(changes.undone), 'manual': manual, 'left': left}
 
 
 def finish(directory: str) -> bool:

@@ -127,7 +127,7 @@ class Changes:
         self.undone.append(what)
 
 
-def test_a_device_busy_for_a_moment_is_tried_again_and_a_failure_stops_the_rest():
+def test_a_device_busy_for_a_moment_is_tried_again_and_a_failure_names_the_rest():
     answers = [(1, '', 'wipefs: error: /dev/loop7: probing initialization failed: Device or resource busy'), (0, '', '')]
     calls = []
 
@@ -135,12 +135,15 @@ def test_a_device_busy_for_a_moment_is_tried_again_and_a_failure_stops_the_rest(
         calls.append(argv)
         return answers.pop(0) if answers else (5, '', 'Cannot remove: in use')
 
-    plan = {'remove': [{'argv': ['wipefs', '-a', DEV], 'words': 'wiped btrfs from %s' % DEV},
-                       {'argv': ['pvremove', '-y', '/dev/loop8'], 'words': 'wiped LVM2_member from /dev/loop8'},
-                       {'argv': ['pvremove', '-y', '/dev/loop9'], 'words': 'wiped LVM2_member from /dev/loop9'}],
-            'left': []}
-    changes, manual = Changes(), []
-    _journal.remove_created(runner, plan, changes, manual, sleep=lambda seconds: None)
-    assert changes.undone == ['wiped btrfs from %s' % DEV]
-    assert manual == ['wipe LVM2_member from /dev/loop8 (pvremove -y /dev/loop8 failed: Cannot remove: in use)']
+    plan = _journal.plan_created(storage({DEV: BLANK, '/dev/loop8': BLANK, '/dev/loop9': BLANK}),
+                                 storage({DEV: BTRFS, '/dev/loop8': PV, '/dev/loop9': PV}),
+                                 storage({DEV: BTRFS, '/dev/loop8': PV, '/dev/loop9': PV}))
+    changes = Changes()
+    left = _journal.remove_created(runner, plan, changes, sleep=lambda seconds: None)
+    assert changes.undone == ['wiped btrfs (UUID %s) from %s, which was blank before this change' % (BTRFS[0]['uuid'], DEV)]
+    pv = 'LVM2_member (UUID %s)' % PV[0]['uuid']
+    assert left == ['%s from /dev/loop8, which was blank before this change (pvremove -y /dev/loop8: failed, Cannot remove: '
+                    'in use; run it by hand)' % pv,
+                    '%s from /dev/loop9, which was blank before this change (pvremove -y /dev/loop9: not tried; run it by '
+                    'hand)' % pv]
     assert calls == [['wipefs', '-a', DEV], ['wipefs', '-a', DEV], ['pvremove', '-y', '/dev/loop8']]
