@@ -69,15 +69,20 @@ def network_mtu(attrs: dict[str, t.Any], link_mtu: t.Callable[[str], int | None]
     (attrs: the engine's network inspect answer; link_mtu(name): a host
     link's MTU, None when there is none)."""
     options = attrs.get('Options') or {}
+    driver = attrs.get('Driver')
+    if driver == 'overlay':
+        # libnetwork's maxMTU(): an overlay's option is its underlay MTU, its containers get that minus the
+        # encapsulation (measured: option 1400 gives eth0 1350 in the container)
+        under = int(options.get(MTU_OPTION) or DRIVER_DEFAULT_MTU)
+        source = 'option %s %d minus the encapsulation' % (MTU_OPTION, under) if options.get(MTU_OPTION) \
+            else 'overlay default over 1500'
+        return overlay_mtu(under, encrypted=ENCRYPTED_OPTION in options), source
     if options.get(MTU_OPTION):
         return int(options[MTU_OPTION]), 'option %s' % MTU_OPTION
-    driver = attrs.get('Driver')
     if driver in ('macvlan', 'ipvlan') and options.get('parent'):
         mtu = link_mtu(options['parent'])
         if mtu:
             return mtu, 'parent link %s' % options['parent']
-    if driver == 'overlay':
-        return overlay_mtu(DRIVER_DEFAULT_MTU, encrypted=ENCRYPTED_OPTION in options), 'overlay default over 1500'
     return DRIVER_DEFAULT_MTU, 'driver default'
 
 
@@ -122,7 +127,9 @@ def _problem(entry: dict[str, t.Any], fit: int) -> str:
             'hang while small requests work)' % (entry['path_via'] or 'the uplink', entry['path_mtu'])
     if entry['default_bridge']:
         return what + '; set mtu %d in daemon.json (storage_network_container_mtu) and restart the engine' % fit
-    fix = 'the MTU of an existing network changes only by recreating it with -o %s=%d' % (MTU_OPTION, fit)
+    # an overlay's option is its underlay MTU: the path itself
+    option = entry['path_mtu'] if entry['driver'] == 'overlay' else fit
+    fix = 'the MTU of an existing network changes only by recreating it with -o %s=%d' % (MTU_OPTION, option)
     if entry['containers']:
         fix += ' after its %d container(s) are detached; this collection never recreates a network' % entry['containers']
     return '%s; %s' % (what, fix)

@@ -15,8 +15,10 @@ version_added: 0.2.0
 description:
   - Lists every network of the engine (Docker SDK) with the MTU it gives its containers and where that comes from
     (C(com.docker.network.driver.mtu), the parent link of a macvlan or ipvlan network, or the driver's default of
-    1500, or 1450 for an overlay), and what a full-size packet of it takes on the host's uplink (an overlay adds
-    50 bytes of VXLAN over IPv4, and 26 more rounded to 4 when encrypted).
+    1500), and what a full-size packet of it takes on the host's uplink (an overlay adds 50 bytes of VXLAN over IPv4,
+    and 26 more rounded to 4 when encrypted).
+  - For an overlay network the engine reads C(com.docker.network.driver.mtu) as the underlay MTU and gives its
+    containers that minus the encapsulation (1450 without the option).
   - The path is the narrowest of the host links the routes to O(targets) leave through (the default route without
     targets) and, for O(targets), their path MTU measured from the host with the probes of
     M(hostprep.container_host.path_mtu_info).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 
+import docker
 import pytest
 
 from tests.lab.container_net_lab import ContainerNetLab, import_sleeper
@@ -181,14 +182,28 @@ def test_overlay_networks_need_the_encapsulation_on_the_path(ansible, cnet, shar
     client.swarm.init(advertise_addr='198.18.60.2')
     try:
         client.networks.create('ovl', driver='overlay', attachable=True)
+        # an overlay's option is its underlay MTU: 1450 gives containers 1400, 1400 gives them 1350
         client.networks.create('ovlfit', driver='overlay', attachable=True,
+                               options={'com.docker.network.driver.mtu': '1450'})
+        client.networks.create('ovlsmall', driver='overlay', attachable=True,
                                options={'com.docker.network.driver.mtu': '1400'})
         client.networks.create('ovlsec', driver='overlay', attachable=True, options={'encrypted': ''})
         nets = by_name(module(ansible, cnet, NETS, {'docker_host': shared.base_url, 'targets': [info['target_v4']],
                                                     'expected_mtu': 1500}))
         assert (nets['ovl']['mtu'], nets['ovl']['wire_mtu'], nets['ovl']['status']) == (1450, 1500, 'above_path')
         assert nets['ovl']['fitting_mtu'] == 1400 and nets['ovlsec']['fitting_mtu'] == 1372
-        assert (nets['ovlfit']['wire_mtu'], nets['ovlfit']['status']) == (1450, 'fits')
+        assert (nets['ovlfit']['mtu'], nets['ovlfit']['wire_mtu'], nets['ovlfit']['status']) == (1400, 1450, 'fits')
+        assert (nets['ovlsmall']['mtu'], nets['ovlsmall']['wire_mtu'], nets['ovlsmall']['status']) == \
+            (1350, 1400, 'below_path')
+        assert 'recreating it with -o com.docker.network.driver.mtu=1450' in nets['ovl']['problem']
+        # what the engine gives a container on it (joining an overlay takes longer than the lab client's 5 s)
+        slow = docker.DockerClient(base_url=shared.base_url, timeout=180)
+        try:
+            eth0 = slow.containers.run('hostprep-sleeper:latest', ['sh', '-c', 'read m < /sys/class/net/eth0/mtu; echo $m'],
+                                       network='ovlsmall', remove=True)
+        finally:
+            slow.close()
+        assert eth0.strip() == b'1350'
     finally:
         client.swarm.leave(force=True)
 

@@ -116,3 +116,15 @@ def test_judge_probing():
     assert judge_probing('1', 1)['ok'] and judge_probing('0', None)['ok']
     bad = judge_probing('0', 1)
     assert not bad['ok'] and '--sysctl net.ipv4.tcp_mtu_probing=1' in bad['problem']
+
+
+@pytest.mark.parametrize('options, mtu, wire', [
+    ({}, 1450, 1500), ({'com.docker.network.driver.mtu': '1400'}, 1350, 1400),
+    ({'com.docker.network.driver.mtu': '9000'}, 8950, 9000), ({'encrypted': ''}, 1424, 1500),
+])
+def test_an_overlay_option_is_its_underlay_mtu(options, mtu, wire):
+    """libnetwork's maxMTU(): measured with a one-node swarm, option 1400 gives the container's eth0 1350."""
+    entry = cn.judge({'Name': 'o', 'Driver': 'overlay', 'Options': options}, 1450, 'eth0', no_links)
+    assert (entry['mtu'], entry['wire_mtu']) == (mtu, wire)
+    if entry['status'] == 'above_path':
+        assert 'recreating it with -o com.docker.network.driver.mtu=1450' in entry['problem']
