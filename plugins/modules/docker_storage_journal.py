@@ -161,7 +161,7 @@ left:
   description:
     - What V(restored) found new on the devices or in the VG but could not prove to be this change's own, or could not
       undo (a device formatted over an old signature, or a removal that failed, with the command to run by hand); left
-      as it is, named. It does not keep the record: the files, mounts and data root are restored either way.
+      as it is, named. It does not keep the record; the files, mounts and data root are restored either way.
   returned: always
   type: list
   elements: str
