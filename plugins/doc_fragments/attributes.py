@@ -7,39 +7,15 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 
-def _action_group(*groups):
-    """The action_group attribute for a module in GROUPS (the action_groups of meta/runtime.yml).
-
-    A module names one ACTIONGROUP_* fragment: attributes of several fragments are not merged key by key, so a
-    module in two groups takes the fragment that lists both.
-    """
-    names = ['hostprep.container_host.%s' % group for group in groups]
-    uses = ' or '.join('C(group/%s)' % name for name in names)
-    return '\n'.join([
-        'attributes:',
-        '  action_group:',
-        '    support: full',
-        '    membership:',
-    ] + ['      - %s' % name for name in names] + [
-        '    description: Use %s in C(module_defaults) to set defaults for this module.' % uses,
-        '',
-    ])
-
-
-_PLATFORM = r'''
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts.
-'''
-
-
 class ModuleDocFragment(object):
     """The attributes every module of this collection declares (private to this collection).
 
     A module extends C(attributes) (it changes the host) or C(attributes.info_module) (it only reads), and one
-    C(attributes.actiongroup_*) with every group of meta/runtime.yml it is in. A module states its own
-    C(description) of an attribute (and a C(support) that differs) in its DOCUMENTATION; that wins over these.
+    C(attributes.actiongroup_*) with every group of meta/runtime.yml it is in (attributes of several fragments are
+    not merged key by key, so a module in two groups takes the fragment that lists both;
+    tests/unit/plugins/modules/test_documentation.py checks each module against meta/runtime.yml). A module states
+    its own C(description) of an attribute (and a C(support) that differs) in its DOCUMENTATION; that wins over
+    these. The texts are literals: ansible-test's yamllint reads them without running this file.
     """
 
     # A module that changes the host.
@@ -54,7 +30,11 @@ attributes:
   idempotent:
     support: full
     description: A second run with the same options changes nothing and reports no change.
-''' + _PLATFORM
+  platform:
+    support: full
+    platforms: posix
+    description: Linux hosts.
+'''
 
     # A module that only reads.
     INFO_MODULE = r'''
@@ -68,14 +48,64 @@ attributes:
   idempotent:
     support: full
     description: The module never changes anything and always reports no change.
-''' + _PLATFORM
+  platform:
+    support: full
+    platforms: posix
+    description: Linux hosts.
+'''
 
-    ACTIONGROUP_DOCKER_STORAGE = _action_group('docker_storage')
+    ACTIONGROUP_DOCKER_STORAGE = r'''
+attributes:
+  action_group:
+    support: full
+    membership:
+      - hostprep.container_host.docker_storage
+    description:
+      - Use C(group/hostprep.container_host.docker_storage) in C(module_defaults) to set defaults for this
+        module.
+'''
 
-    ACTIONGROUP_DOCKER_STORAGE_AND_VALIDATE = _action_group('docker_storage', 'validate')
+    ACTIONGROUP_DOCKER_STORAGE_AND_VALIDATE = r'''
+attributes:
+  action_group:
+    support: full
+    membership:
+      - hostprep.container_host.docker_storage
+      - hostprep.container_host.validate
+    description:
+      - Use C(group/hostprep.container_host.docker_storage) or C(group/hostprep.container_host.validate) in
+        C(module_defaults) to set defaults for this module.
+'''
 
-    ACTIONGROUP_STORAGE_NETWORK = _action_group('storage_network')
+    ACTIONGROUP_STORAGE_NETWORK = r'''
+attributes:
+  action_group:
+    support: full
+    membership:
+      - hostprep.container_host.storage_network
+    description:
+      - Use C(group/hostprep.container_host.storage_network) in C(module_defaults) to set defaults for this
+        module.
+'''
 
-    ACTIONGROUP_STORAGE_NETWORK_AND_VALIDATE = _action_group('storage_network', 'validate')
+    ACTIONGROUP_STORAGE_NETWORK_AND_VALIDATE = r'''
+attributes:
+  action_group:
+    support: full
+    membership:
+      - hostprep.container_host.storage_network
+      - hostprep.container_host.validate
+    description:
+      - Use C(group/hostprep.container_host.storage_network) or C(group/hostprep.container_host.validate) in
+        C(module_defaults) to set defaults for this module.
+'''
 
-    ACTIONGROUP_VALIDATE = _action_group('validate')
+    ACTIONGROUP_VALIDATE = r'''
+attributes:
+  action_group:
+    support: full
+    membership:
+      - hostprep.container_host.validate
+    description:
+      - Use C(group/hostprep.container_host.validate) in C(module_defaults) to set defaults for this module.
+'''

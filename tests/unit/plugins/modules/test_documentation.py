@@ -65,8 +65,10 @@ def test_action_group_lists_every_group_of_runtime_yml(docs, module):
     assert groups, '%s is in no action group of meta/runtime.yml' % module
     attribute = docs[module]['attributes']['action_group']
     assert sorted(attribute['membership']) == groups
+    description = attribute['description']
+    text = ' '.join(description) if isinstance(description, list) else description
     for group in groups:
-        assert 'C(group/%s)' % group in attribute['description']
+        assert 'C(group/%s)' % group in text
 
 
 @pytest.mark.parametrize('module', MODULES)
