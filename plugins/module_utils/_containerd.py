@@ -246,14 +246,17 @@ class UndoableWrites:
     def write_daemon_json(self, path: str, real: str, content: str) -> None:
         """daemon.json through _daemon_json.write_config (through a link, to the file it names, keeping the
         link); when that fails, it has undone its own part and the files written before are put back."""
+        old = read_bytes(real)
+        made, undone = len(self.changes.done), len(self.changes.undone)
         try:
             _daemon_json.write_config(self.module, path, real, content, False, self.changes)
         except HostprepError as exc:
-            if not self.done:
-                raise
-            own_part_restored = self.changes.fully_restored
-            error = self.undo(exc.msg)
-            self.changes.fully_restored = self.changes.fully_restored and own_part_restored
+            # write_config undid its own part (new directories); the file itself must be as it was
+            own_part_restored = (read_bytes(real) == old
+                                 and len(self.changes.done) - made == len(self.changes.undone) - undone)
+            error = self.undo('writing %s failed: %s' % (path, _daemon_json.failure_reason(exc.__cause__ or exc)))
+            if self.changes.done:
+                self.changes.fully_restored = own_part_restored and len(self.changes.undone) == len(self.changes.done)
             raise error from exc
 
     def undo(self, why: str) -> HostprepError:

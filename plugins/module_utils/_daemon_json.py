@@ -190,7 +190,7 @@ def write_config(module: t.Any, path: str, real: str, text: str, backup: bool, c
             changes.made('made the backup %s' % backup_file)
         atomic_write(module, real, text, mode=0o644)
     except Exception as exc:  # pylint: disable=broad-except
-        reason = _reason(exc)
+        reason = failure_reason(exc)
         if backup_file:
             _undo(changes, lambda: os.unlink(backup_file), 'removed the backup %s' % backup_file)
         for directory in reversed(missing):
@@ -223,7 +223,7 @@ def _backup(real: str, backup_file: str) -> str:
     return backup_file
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     """What went wrong, from an OSError or from the bare Exception ansible's
     atomic_move raises with the OSError as its cause."""
     if isinstance(exc, OSError):
