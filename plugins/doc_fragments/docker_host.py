@@ -10,9 +10,8 @@ __metaclass__ = type
 class ModuleDocFragment(object):
     """The address of the Docker engine's API (private to this collection).
 
-    C(docker_host) for a module that asks the engine only through a unix socket or when it is installed;
-    C(docker_host.sdk) for a module that always talks to the engine through the Docker SDK for Python (the
-    option and the SDK requirement). The texts are literals: ansible-test's yamllint reads them without running
+    C(docker_host) for every module with the option; a module that always talks to the engine through the Docker
+    SDK for Python adds C(docker_host.sdk) (the SDK requirement). The texts are literals: ansible-test's yamllint reads them without running
     this file.
     """
 
@@ -29,17 +28,10 @@ options:
     default: unix:///var/run/docker.sock
 '''
 
+    # With DOCUMENTATION, for a module that always talks to the engine through the SDK (options: the fragment
+    # loader wants them in every fragment).
     SDK = r'''
-options:
-  docker_host:
-    description:
-      - The Docker engine's API address, as the Docker SDK for Python takes it, for example V(unix:///run/docker.sock)
-        for a socket on this host or V(tcp://HOST:PORT).
-      - The module's description says what it asks the engine there. Where the module only checks whether an engine
-        answers, a C(unix://) socket is asked directly; everything else goes through the Docker SDK for Python (see
-        the requirements).
-    type: str
-    default: unix:///var/run/docker.sock
+options: {}
 requirements:
   - The Docker SDK for Python (C(docker)) 5.0.3 or later on the managed host (Debian and Ubuntu - C(python3-docker)).
     docker before 7.1 needs requests before 2.32, and docker before 6.1 needs urllib3 1.x; the module says which

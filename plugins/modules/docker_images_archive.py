@@ -64,6 +64,7 @@ options:
 extends_documentation_fragment:
   - hostprep.container_host.attributes
   - hostprep.container_host.attributes.actiongroup_docker_storage
+  - hostprep.container_host.docker_host
   - hostprep.container_host.docker_host.sdk
 attributes:
   check_mode:

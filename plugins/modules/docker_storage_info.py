@@ -29,6 +29,7 @@ author:
 extends_documentation_fragment:
   - hostprep.container_host.attributes.info_module
   - hostprep.container_host.attributes.actiongroup_docker_storage
+  - hostprep.container_host.docker_host
   - hostprep.container_host.docker_host.sdk
   - hostprep.container_host.dockerd_flags
 options:
