@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - hostprep.container_host.attributes.info_module
   - hostprep.container_host.attributes.actiongroup_storage_network_and_validate
   - hostprep.container_host.docker_host
+  - hostprep.container_host.docker_host.sdk
 attributes:
   check_mode:
     description: The module only probes (and with O(network) runs a short-lived container); it runs in check mode too.
@@ -64,7 +65,6 @@ options:
 requirements:
   - root (entering another namespace, raw ICMP sockets)
   - pyroute2
-  - docker (the Docker SDK for Python)
 seealso:
   - module: hostprep.container_host.path_mtu_info
   - module: hostprep.container_host.docker_network_mtu_info

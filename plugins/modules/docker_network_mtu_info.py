@@ -32,6 +32,7 @@ extends_documentation_fragment:
   - hostprep.container_host.attributes.info_module
   - hostprep.container_host.attributes.actiongroup_storage_network_and_validate
   - hostprep.container_host.docker_host
+  - hostprep.container_host.docker_host.sdk
 attributes:
   check_mode:
     description: The module only reads and probes; it runs in check mode as well.
@@ -60,7 +61,6 @@ options:
 requirements:
   - root or C(CAP_NET_RAW) with O(targets) (raw ICMP sockets)
   - pyroute2
-  - docker (the Docker SDK for Python)
 seealso:
   - module: hostprep.container_host.container_path_mtu_info
   - module: hostprep.container_host.path_mtu_info
