@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
+from ansible_collections.hostprep.container_host.plugins.module_utils import _docker_client
 from ansible_collections.hostprep.container_host.plugins.module_utils._common import HostprepError
 from ansible_collections.hostprep.container_host.plugins.module_utils._stack import ENCAP_OVERHEAD
 
@@ -204,26 +205,17 @@ def path_of(ipr: t.Any, targets: t.Sequence[str], measured: t.Sequence[dict[str,
 
 @contextlib.contextmanager
 def docker_client(module: t.Any) -> t.Iterator[t.Any]:
-    """A Docker SDK client for module.params['docker_host']; engine errors become a message naming the engine."""
-    try:
-        import docker  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        from ansible.module_utils.basic import missing_required_lib  # pylint: disable=import-outside-toplevel
-        module.fail_json(msg=missing_required_lib('docker (the Docker SDK for Python)'))
+    """A Docker SDK client for module.params['docker_host'] (_docker_client); what the engine refuses becomes a
+    message naming the engine."""
+    _docker_client.require_sdk(module)
     host = module.params['docker_host']
-    try:
-        client = docker.DockerClient(base_url=host, version='auto', timeout=60)
-    except docker.errors.DockerException as exc:
-        raise HostprepError('the engine at %s does not answer: %s; start it or give docker_host' % (host, exc),
-                            docker_host=host) from exc
-    try:
-        yield client
-    except docker.errors.NotFound as exc:
-        raise HostprepError('the engine at %s has no %s' % (host, exc.explanation or exc), docker_host=host) from exc
-    except docker.errors.DockerException as exc:
-        raise HostprepError('the engine at %s refused: %s' % (host, exc), docker_host=host) from exc
-    finally:
-        client.close()
+    with _docker_client.engine_client(host, 60) as client:
+        try:
+            yield client
+        except _docker_client.docker.errors.NotFound as exc:
+            raise HostprepError('the engine at %s has no %s' % (host, exc.explanation or exc), docker_host=host) from exc
+        except _docker_client.ENGINE_ERRORS as exc:
+            raise HostprepError('the engine at %s refused: %s' % (host, exc), docker_host=host) from exc
 
 
 def network_report(params: dict[str, t.Any], client: t.Any, ipr: t.Any,
