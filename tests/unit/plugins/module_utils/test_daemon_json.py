@@ -42,7 +42,7 @@ def test_a_dangling_link_is_no_file_for_reading_only(tmp_path):
 
 @pytest.mark.parametrize('make, message', [
     (lambda p: p.mkdir(), 'daemon_config {path} is a directory'),
-    (lambda p: os.mkfifo(p), 'daemon_config {path} is not a regular file (it is a FIFO)'),
+    (os.mkfifo, 'daemon_config {path} is not a regular file (it is a FIFO)'),
     (lambda p: p.write_bytes('{"a": "caf\xe9"}'.encode('latin-1')), '{path} is not UTF-8 text (byte 0xe9'),
     (lambda p: p.write_bytes(b' ' * (_daemon_json.MAX_CONFIG_BYTES + 1)), 'daemon.json files are a few KiB'),
 ])
