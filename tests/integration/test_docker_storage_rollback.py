@@ -131,8 +131,6 @@ def check_run(ansible, inventory, variables: dict) -> list:
             for r in run.records]
 
 
-@pytest.mark.xfail(strict=True, reason='the role keeps the image archive of a failed change whose rollback restored '
-                                       'everything, docker_storage_keep_image_archive=false or not (reported to "role")')
 def test_a_restored_failure_leaves_no_image_archive(ansible, inventory, engines, fs):
     """The stop fails after the images were saved; everything is restored, so the archive the run made must go too
     (nothing archived that is not put back)."""
@@ -316,14 +314,7 @@ KILL_CASES += [('btrfs', 'btrfs mounted at the data root'), ('btrfs', 'fstab wri
 CI_KILL_CASES = [('vfs', 'engine stopped'), ('vfs', 'daemon.json written')]
 
 
-# Killed once the images are loaded, the engine runs on vfs with them: check mode of the host's own configuration
-# (overlay2) plans from that state, not from the one the real run rolls back to, and refuses to hide the images.
-CHECK_MODE_REFUSES = pytest.mark.xfail(strict=True, reason='check mode after an interrupted run plans from the '
-                                       'half-changed host and refuses; the real run rolls back first (reported to "role")')
-
-
-@pytest.mark.parametrize('backend,point', [pytest.param(*case, marks=[CHECK_MODE_REFUSES] if case[1] == 'images loaded' else [])
-                                           for case in KILL_CASES
+@pytest.mark.parametrize('backend,point', [case for case in KILL_CASES
                                            if os.environ.get('HOSTPREP_FAULTS') == 'all' or case in CI_KILL_CASES],
                          ids=lambda value: value.replace(' ', '-'))
 def test_interrupted_change(ansible, inventory, engines, fs, workdir, backend, point):
@@ -366,6 +357,7 @@ def second_run_rolls_back(ansible, inventory, engine, before: dict) -> None:
     assert check.rc == 0 and not check.failed, check.stdout[-4000:]
     said = check.result('Say that an earlier change did not finish')['msg']
     assert 'did not finish' in said and 'a real run rolls it back' in said, said
+    assert check.changed > 0, 'check mode must report the rollback a real run makes as a change'
     assert_unchanged(killed, on_disk(), 'the host after the check-mode run')
     again = ansible.playbook(PLAYBOOK, inventory, own)
     assert again.rc == 0 and not again.failed, again.stdout[-6000:]
