@@ -127,7 +127,8 @@ CASES = [
     (INFO, 'daemon_config a directory', {'daemon_config': '{outside}'}, 'daemon_config {outside} is a directory'),
     (CONTAINERD, 'containerd_config a directory', {'containerd_config': '{outside}'},
      'containerd_config {outside} is not a regular file'),
-    (CONTAINERD, 'daemon_config a link', {'daemon_config': '{link}'}, 'daemon_config {link} is a symbolic link'),
+    (CONTAINERD, 'daemon_config a dangling link', {'daemon_config': '{dangling}'},
+     'daemon_config {dangling} is a symbolic link to {outside}/none.json, which does not exist'),
     (CONTAINERD, 'drop_in not UTF-8', {'drop_in': '{latin1}'}, 'drop_in {latin1} is not UTF-8 text'),
     (CONTAINERD, 'relative root_path', {'root_path': 'snapshots'}, 'root_path snapshots must be an absolute path'),
     (CONTAINERD, 'base_image_size garbage', {'snapshotter': 'devmapper', 'pool_name': 'pool', 'base_image_size': 'big'},
@@ -149,7 +150,7 @@ def table(ansible, workdir, engine, engine26):
     ctx = {'prefix': PREFIX, 'data_root': engine.data_root, 'fsroot': os.path.dirname(engine.data_root),
            'outside': os.path.join(place, 'outside'), 'missing': os.path.join(place, 'missing'),
            'file': os.path.join(place, 'file'), 'foreign_text': os.path.join(place, 'notes.tar'),
-           'foreign_tar': os.path.join(place, 'saved-by-hand.tar'), 'link': os.path.join(place, 'link'),
+           'foreign_tar': os.path.join(place, 'saved-by-hand.tar'), 'link': os.path.join(place, 'link'), 'dangling': os.path.join(place, 'dangling'),
            'latin1': os.path.join(place, 'latin1.toml'), 'config': os.path.join(place, 'config.toml'),
            'daemon': os.path.join(place, 'daemon.json'), 'drop_in': os.path.join(place, 'conf.d', '50-hp.toml')}
     for path, text in ((ctx['file'], 'a file\n'), (ctx['foreign_text'], 'my notes, not an archive\n'),
@@ -159,6 +160,7 @@ def table(ansible, workdir, engine, engine26):
     with open(ctx['latin1'], 'wb') as handle:
         handle.write('version = 2\n# caf\xe9\n'.encode('latin-1'))
     os.symlink(ctx['daemon'], ctx['link'])
+    os.symlink(os.path.join(ctx['outside'], 'none.json'), ctx['dangling'])
     # an archive as docker save writes it, of an image this engine lacks
     with tarfile.open(ctx['foreign_tar'], 'w') as tar:
         data = json.dumps([{'Config': 'a' * 64 + '.json', 'RepoTags': ['elsewhere:1'], 'Layers': []}]).encode()
