@@ -15,7 +15,8 @@ LINKROOT := $(BUILD)/link
 SANITYROOT ?= /tmp/hostprep-sanity
 SANITYCOLL := $(SANITYROOT)/ansible_collections/hostprep/container_host
 APT_PACKAGES := python3 python3-venv python3-dev gcc iproute2 iputils-ping iputils-tracepath rsync git procps \
-  docker.io busybox-static xfsprogs btrfs-progs e2fsprogs mount util-linux lvm2 fdisk
+  docker.io busybox-static xfsprogs btrfs-progs e2fsprogs mount util-linux lvm2 fdisk python3-docker python3-pyroute2 \
+  openssh-server
 export ANSIBLE_COLLECTIONS_PATH := $(LINKROOT)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)

@@ -6,7 +6,7 @@ import sys
 
 from tests.lab import ROOT
 
-BENCHES = ['storage_network', 'cow_benchmark', 'docker_storage_info', 'docker_storage_role']
+BENCHES = ['storage_network', 'cow_benchmark', 'docker_storage_info', 'docker_storage_role', 'fleet_report_scale', 'fleet_ssh', 'rerun_cost']
 
 if __name__ == '__main__':
     rc = 0
