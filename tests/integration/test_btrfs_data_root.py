@@ -5,7 +5,7 @@ Loop devices made with truncate + losetup stand in for disks; mount points,
 data roots and the fstab file live in a temporary directory (never the real
 /etc/fstab). Every run goes through a real ansible-playbook; what the module
 did is checked with findmnt -J and blkid, and a private dockerd
-(tests/integration/dockerd.py) runs a container on the result with the btrfs
+(tests/lab/dockerd.py) runs a container on the result with the btrfs
 storage driver. Refusals must leave the device, the mounts and fstab as they
 were. Mounts and loop devices are removed in all cases.
 """

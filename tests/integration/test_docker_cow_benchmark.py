@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """docker_cow_benchmark against real engines (Debian 12's dockerd 20.10).
 
-Four private dockerd (tests/integration/dockerd.py), each with its data root
+Four private dockerd (tests/lab/dockerd.py), each with its data root
 on its own loop-mounted filesystem: btrfs (driver btrfs), XFS and ext4
 (driver overlay2) and ext4 (driver vfs). Every module run is a real
 ansible-playbook process; what is left on the engines is read back with the

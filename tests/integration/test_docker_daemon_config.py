@@ -2,7 +2,7 @@
 """docker_daemon_config against the real engine (Debian 12's dockerd 20.10).
 
 Each daemon.json is written by the module through real ansible-playbook runs
-and then handed to a private dockerd (tests/integration/dockerd.py) whose
+and then handed to a private dockerd (tests/lab/dockerd.py) whose
 data root sits on a loop-mounted btrfs, XFS or ext4 filesystem; the Docker
 SDK's info() tells which driver the engine really uses. Bad input must fail
 with a clear message and leave the file byte for byte as it was.

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """docker_storage_reset against a real data root of Debian 12's dockerd 20.10.
 
-A private dockerd (tests/integration/dockerd.py) with overlay2 on a
+A private dockerd (tests/lab/dockerd.py) with overlay2 on a
 loop-mounted ext4 gets two images, two containers and a named volume holding
 a file, and is stopped; then real ansible-playbook runs check, reset, reset
 again, and dockerd is started again on the same data root: no images or

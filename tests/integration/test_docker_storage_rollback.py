@@ -22,8 +22,9 @@ import time
 
 import pytest
 
-from dockerd import import_busybox, loop_filesystem, raw_loop_device, read_bytes, unmount_all
-from hoststate import assert_unchanged, files, mounts
+from ansible_collections.hostprep.container_host.plugins.module_utils._common import read_bytes
+from tests.lab.dockerd import import_busybox, loop_filesystem, raw_loop_device, unmount_all
+from tests.lab.hoststate import assert_unchanged, files, mounts
 from storage_role import PLAYBOOK, engines, fs, inventory, workdir  # noqa: F401 pylint: disable=unused-import
 
 

@@ -7,7 +7,7 @@ in a real temporary directory: a parent holding the report
 directory, bait files outside it (``outside/``, ``etc/x``) and, for some
 cases, links, FIFOs and broken files planted inside the report directory.
 A valid run of another host is recorded first: the report must still come
-out for it. The fingerprint (tests/integration/hoststate.py) of everything
+out for it. The fingerprint (tests/lab/hoststate.py) of everything
 outside the report directory must be the same before and after, and no
 output may carry a traceback.
 
