@@ -83,6 +83,9 @@ def guarded(func: t.Callable[..., dict[str, t.Any]], *args: t.Any) -> dict[str, 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
+    # The module file is documentation only (no code runs on a host): check mode is handled here, in run(),
+    # which writes nothing and reports a change.
+    _supports_check_mode = True
 
     def run(self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
